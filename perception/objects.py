@@ -1,0 +1,132 @@
+"""Object data types shared by every library: what detectors, trackers, predictors and the
+simulated world's ground truth say about road users.
+
+Plain dataclasses over numpy, no ROS. Poses are in the frame named by the container that holds
+them (REP-103: x forward, y left, z up; metres, radians, yaw counter-clockwise from +x).
+"""
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+class ObjectClass(enum.IntEnum):
+    """Object labels; values equal the edge_robot_msgs/ObjectClassification constants."""
+
+    UNKNOWN = 0
+    CAR = 1
+    VAN = 2
+    TRUCK = 3
+    BUS = 4
+    PEDESTRIAN = 5
+    CYCLIST = 6
+
+
+@dataclass
+class Box3D:
+    """An oriented box with yaw only (objects stand upright on the road)."""
+
+    center: np.ndarray
+    """Box centre (x, y, z), metres, shape (3,)."""
+    size: np.ndarray
+    """Length (along heading), width, height, metres, shape (3,)."""
+    yaw: float
+    """Heading about +z, radians."""
+
+    def __post_init__(self) -> None:
+        self.center = np.asarray(self.center, dtype=np.float64).reshape(3)
+        self.size = np.asarray(self.size, dtype=np.float64).reshape(3)
+        self.yaw = float(self.yaw)
+
+    def corners_bev(self) -> np.ndarray:
+        """The four ground-plane corners (x, y), counter-clockwise, shape (4, 2)."""
+        half_l, half_w = self.size[0] / 2.0, self.size[1] / 2.0
+        local = np.array([[half_l, half_w], [-half_l, half_w], [-half_l, -half_w], [half_l, -half_w]])
+        c, s = np.cos(self.yaw), np.sin(self.yaw)
+        return local @ np.array([[c, s], [-s, c]]) + self.center[:2]
+
+
+@dataclass
+class DetectedObject:
+    """One detection in one sensor frame."""
+
+    label: ObjectClass
+    """Most probable class."""
+    score: float
+    """Detector confidence, 0..1."""
+    box: Box3D
+    """Box in the sensor (or message) frame."""
+    num_points: int = 0
+    """Sensor points inside the box; 0 when unknown."""
+
+
+@dataclass
+class TrackedObject:
+    """One object followed over time."""
+
+    object_id: int
+    """Track id, stable for the life of the track."""
+    label: ObjectClass
+    """Most probable class."""
+    score: float
+    """Existence probability, 0..1."""
+    box: Box3D
+    """Box at the stamp of the container."""
+    velocity: np.ndarray
+    """Velocity (vx, vy) in the container frame, m/s, shape (2,)."""
+    yaw_rate: float = 0.0
+    """rad/s."""
+    pose_covariance: np.ndarray = field(default_factory=lambda: np.zeros((6, 6)))
+    """6x6 covariance of (x, y, z, roll, pitch, yaw)."""
+    velocity_covariance: np.ndarray = field(default_factory=lambda: np.zeros((6, 6)))
+    """6x6 covariance of (vx, vy, vz, wx, wy, wz), object frame."""
+    age: float = 0.0
+    """Seconds since the track was born."""
+
+
+@dataclass
+class PredictedPath:
+    """One mode of an object's future."""
+
+    positions: np.ndarray
+    """Future positions (x, y), shape (T, 2), at t0 + (i + 1) * time_step."""
+    yaws: np.ndarray
+    """Heading at each future step, shape (T,)."""
+    time_step: float
+    """Seconds between successive positions."""
+    probability: float
+    """Probability of this mode; the modes of one object sum to 1."""
+    position_covariance: np.ndarray | None = None
+    """(T, 2, 2) position covariance per step, or None when the model gives none."""
+
+
+@dataclass
+class PredictedObject:
+    """A tracked object with its predicted futures, most probable mode first."""
+
+    track: TrackedObject
+    """The object's state at the prediction stamp."""
+    paths: list[PredictedPath]
+    """Modes, most probable first."""
+
+
+@dataclass
+class GroundTruthObject:
+    """The true state of one simulated object (evaluation only)."""
+
+    object_id: int
+    """Stable id within an episode."""
+    label: ObjectClass
+    """True class."""
+    box: Box3D
+    """True box."""
+    velocity: np.ndarray
+    """(vx, vy) in the container frame, m/s, shape (2,)."""
+    yaw_rate: float = 0.0
+    """rad/s."""
+    num_lidar_points: int = 0
+    """Lidar returns on this object in the matching scan."""
+    is_static: bool = False
+    """True for parked vehicles and other objects that never move."""

@@ -1,0 +1,39 @@
+"""Running a node as its own process (`ros2 run` / console script)."""
+from __future__ import annotations
+
+import sys
+from typing import Callable
+
+import rclpy
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.node import Node
+
+from robot_nodes.parameters import ParameterError
+
+
+class StartupError(RuntimeError):
+    """A node cannot start: a bad parameter, a missing or corrupt file. The text says what to do."""
+
+
+def run_node(node_factory: Callable[[], Node], args: list[str] | None = None) -> int:
+    """Create the node, spin it until shutdown and return the process exit code.
+
+    Start-up failures are logged as one clear line and give exit code 2 instead of a traceback.
+    """
+    rclpy.init(args=sys.argv if args is None else args)
+    node = None
+    try:
+        node = node_factory()
+        executor = SingleThreadedExecutor()
+        executor.add_node(node)
+        executor.spin()
+    except (ParameterError, StartupError) as error:
+        rclpy.logging.get_logger("startup").fatal(str(error))
+        return 2
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        if node is not None:
+            node.destroy_node()
+        rclpy.try_shutdown()
+    return 0

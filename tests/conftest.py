@@ -1,0 +1,23 @@
+"""Shared test set-up: the repository root on sys.path so the libraries import from a clean clone."""
+import secrets
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
+
+
+@pytest.fixture
+def context(monkeypatch):
+    """A fresh rclpy context on a random domain with localhost-only discovery, so tests running at
+    the same time on one machine do not hear each other."""
+    import rclpy
+
+    monkeypatch.setenv("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+    context = rclpy.Context()
+    rclpy.init(context=context, domain_id=1 + secrets.randbelow(100))
+    yield context
+    context.try_shutdown()
