@@ -20,6 +20,7 @@ from typing import Any, Callable, TypeVar
 import yaml
 
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult
+from rclpy.exceptions import ParameterUninitializedException
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 
@@ -139,12 +140,20 @@ def declare_config(node: Node, config_cls: type[ConfigT],
         if isinstance(default, tuple):
             default = list(default)
         try:
-            node.declare_parameter(name, default, descriptor)
+            # rclpy types an empty list as BYTE_ARRAY; declaring the type keeps it unset until
+            # overridden, and current_values() then leaves the field to the dataclass default.
+            node.declare_parameter(name, kind if default == [] else default, descriptor)
         except Exception as error:  # rclpy raises several unrelated types for a bad override
             raise ParameterError(f"parameter '{name}': {error}") from None
 
     def current_values() -> dict[str, Any]:
-        return {name: node.get_parameter(name).value for name in kinds}
+        values = {}
+        for name in kinds:
+            try:
+                values[name] = node.get_parameter(name).value
+            except ParameterUninitializedException:
+                continue
+        return values
 
     config = build_config(config_cls, current_values())
 
