@@ -24,6 +24,8 @@ class ExampleConfig:
     """Controller gains."""
     sensor: SensorConfig = field(default_factory=SensorConfig)
     """The sensor."""
+    topics: list[str] = field(default_factory=list)
+    """Topics; empty by default (rclpy would type an empty list default as a byte array)."""
 
     def __post_init__(self) -> None:
         if not self.frame:
@@ -49,9 +51,14 @@ def test_docstrings_become_descriptions_with_ranges(context):
 
 def test_overrides_reach_the_config(context):
     node = make_node(context, [Parameter("rate", value=20.0), Parameter("sensor.beams", value=32),
-                               Parameter("gains", value=[0.5])])
+                               Parameter("gains", value=[0.5]), Parameter("topics", value=["/a", "/b"])])
     config = declare_config(node, ExampleConfig)
-    assert config == ExampleConfig(rate=20.0, gains=[0.5], sensor=SensorConfig(beams=32))
+    assert config == ExampleConfig(rate=20.0, gains=[0.5], sensor=SensorConfig(beams=32), topics=["/a", "/b"])
+
+
+def test_empty_list_default_stays_empty(context):
+    node = make_node(context)
+    assert declare_config(node, ExampleConfig).topics == []
     node.destroy_node()
 
 

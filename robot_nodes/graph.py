@@ -1,0 +1,93 @@
+"""The node graph, described once: launch files (launch_ros, on a robot) and the pip-only bringup
+(one process, composed nodes) both build their nodes from these specs, so they run the same node
+set with the same parameter files and remappings."""
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from robot_nodes import topics
+from robot_nodes.paths import share_path
+
+
+@dataclass(frozen=True)
+class NodeSpec:
+    """One node of the graph."""
+
+    name: str
+    """Node name; its parameter file is config/<name>.param.yaml."""
+    executable: str
+    """Console script that runs the node alone (ros2 run edge_robot_runtime <executable>)."""
+    node_class: str
+    """'module:Class' of the rclpy Node, for composing nodes in one process."""
+    remappings: tuple[tuple[str, str], ...] = ()
+    """Private topic → contract topic."""
+    parameters: dict = field(default_factory=dict, hash=False)
+    """Parameter values that override the file (e.g. from launch arguments)."""
+
+    @property
+    def parameter_file(self) -> Path:
+        return share_path("config", f"{self.name}.param.yaml")
+
+    def ros_arguments(self) -> list[str]:
+        """The --ros-args that give this node its file, overrides and remappings."""
+        arguments = ["--ros-args", "--params-file", str(self.parameter_file)]
+        for name, value in self.parameters.items():
+            arguments += ["-p", f"{name}:={_ros_literal(value)}"]
+        for private, public in self.remappings:
+            arguments += ["-r", f"{private}:={public}"]
+        return arguments
+
+    def create(self, **node_options):
+        """An instance of the node in this process (rclpy must be initialised)."""
+        module_name, class_name = self.node_class.split(":")
+        node_class = getattr(importlib.import_module(module_name), class_name)
+        return node_class(cli_args=self.ros_arguments(), **node_options)
+
+
+def _ros_literal(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return f"'{value}'"
+    return repr(value)
+
+
+def sim_world(scenario: str | None = None, seed: int | None = None, real_time_factor: float | None = None,
+              wait_for_subscribers: float | None = None) -> NodeSpec:
+    overrides = {"scenario": scenario, "seed": seed, "real_time_factor": real_time_factor,
+                 "wait_for_subscribers": wait_for_subscribers}
+    return NodeSpec(
+        name="sim_world", executable="sim_world", node_class="robot_nodes.sim_world:SimWorldNode",
+        remappings=(("~/output/pointcloud", topics.LIDAR_POINTS), ("~/output/image", topics.CAMERA_IMAGE),
+                    ("~/output/camera_info", topics.CAMERA_INFO), ("~/output/odom", topics.ODOMETRY),
+                    ("~/output/ground_truth", topics.GROUND_TRUTH_OBJECTS), ("~/input/cmd_vel", topics.CMD_VEL)),
+        parameters={name: value for name, value in overrides.items() if value is not None})
+
+
+def lane_keeping_controller(scenario: str | None = None) -> NodeSpec:
+    return NodeSpec(
+        name="lane_keeping_controller", executable="lane_keeping_controller",
+        node_class="robot_nodes.lane_keeping_controller:LaneKeepingControllerNode",
+        remappings=(("~/input/odom", topics.ODOMETRY), ("~/output/cmd_vel", topics.CMD_VEL)),
+        parameters={"use_sim_time": True, **({"scenario": scenario} if scenario else {})})
+
+
+def bag_recorder(output: str, topic_names: list[str], use_sim_time: bool = False) -> NodeSpec:
+    """A recorder; with use_sim_time the bag's timestamps are simulated time, as the stack sees it."""
+    return NodeSpec(
+        name="bag_recorder", executable="bag_recorder", node_class="robot_nodes.bag_recorder:BagRecorderNode",
+        parameters={"output": output, "topics": list(topic_names), "use_sim_time": use_sim_time})
+
+
+def bag_player(bag: str, rate: float = 1.0, loop: bool = False) -> NodeSpec:
+    return NodeSpec(
+        name="bag_player", executable="bag_player", node_class="robot_nodes.bag_player:BagPlayerNode",
+        parameters={"bag": bag, "rate": rate, "loop": loop})
+
+
+def simulation_graph(scenario: str | None = None, seed: int | None = None, real_time_factor: float | None = None,
+                     wait_for_subscribers: float | None = None) -> list[NodeSpec]:
+    """The simulated world and the lane-keeping controller that drives the robot in it."""
+    return [sim_world(scenario, seed, real_time_factor, wait_for_subscribers), lane_keeping_controller(scenario)]

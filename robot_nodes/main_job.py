@@ -1,0 +1,190 @@
+"""edge-demo, the main job: run the simulated world under the lane-keeping controller over ROS,
+record every topic to a rosbag2 bag, replay the bag through a bag_player, check that nothing was
+lost, and print a summary (also written to <output>/summary.md)."""
+from __future__ import annotations
+
+import argparse
+import collections
+import hashlib
+import math
+import sys
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+from rclpy.node import Node
+from rclpy.qos import QoSProfile
+from rclpy.serialization import deserialize_message
+from tqdm import tqdm
+
+from edge_robot_msgs.msg import GroundTruthObjects
+from nav_msgs.msg import Odometry
+from perception.objects import ObjectClass
+from robot_nodes import graph, topics
+from robot_nodes.bags import BagError, BagReader, BagTopic, adapted_qos, message_class
+from robot_nodes.bringup import Bringup
+from robot_nodes.conversions import msg_to_ground_truth_objects, odometry_to_se2
+from robot_nodes.parameters import ParameterError
+from robot_nodes.runner import StartupError
+
+
+@dataclass
+class ReplayTally:
+    """What a subscriber saw of a replayed bag."""
+
+    counts: collections.Counter = field(default_factory=collections.Counter)
+    """Messages per topic."""
+    digests: dict = field(default_factory=lambda: collections.defaultdict(hashlib.sha256))
+    """Running sha256 over each topic's raw messages, in arrival order."""
+    odometry: list = field(default_factory=list)
+    """(x, y, yaw, speed, yaw_rate) per odometry message."""
+    ground_truth_sizes: list = field(default_factory=list)
+    """Objects per ground-truth message."""
+    visible_by_class: collections.Counter = field(default_factory=collections.Counter)
+    """Objects with at least one lidar point, summed over ground-truth messages, per class name."""
+
+
+class ReplayMonitor(Node):
+    """Subscribes raw to every topic of a bag and tallies what arrives."""
+
+    def __init__(self, bag_topics: dict[str, BagTopic], context) -> None:
+        super().__init__("replay_monitor", context=context)
+        self.tally = ReplayTally()
+        for topic, info in bag_topics.items():
+            # The player offers the bag's QoS; match it, with a queue deep enough for bursts.
+            qos = adapted_qos([info.qos_profile], depth=1000) if info.qos_profile else QoSProfile(depth=1000)
+            self.create_subscription(message_class(info.msgtype), topic,
+                                     lambda raw, topic=topic: self.on_message(topic, raw), qos, raw=True)
+
+    def on_message(self, topic: str, raw: bytes) -> None:
+        self.tally.counts[topic] += 1
+        self.tally.digests[topic].update(raw)
+        if topic == topics.ODOMETRY:
+            self.tally.odometry.append(odometry_to_se2(deserialize_message(raw, Odometry)))
+        elif topic == topics.GROUND_TRUTH_OBJECTS:
+            objects = msg_to_ground_truth_objects(deserialize_message(raw, GroundTruthObjects))
+            self.tally.ground_truth_sizes.append(len(objects))
+            self.tally.visible_by_class.update(ObjectClass(o.label).name.lower() for o in objects if o.num_lidar_points)
+
+
+def simulate_and_record(bag: Path, duration: float, scenario: str | None, seed: int | None,
+                        real_time_factor: float) -> tuple[collections.Counter, float]:
+    """Run the simulation graph plus a recorder; returns sim_world's published counts and wall seconds."""
+    # The world waits for the recorder's subscriptions so the bag starts with the first step.
+    specs = graph.simulation_graph(scenario, seed, real_time_factor, wait_for_subscribers=10.0)
+    specs.append(graph.bag_recorder(str(bag), topics.SIMULATED_SENSOR_TOPICS, use_sim_time=True))
+    bringup = Bringup(specs)
+    started = time.perf_counter()
+    with tqdm(total=duration, desc="simulating + recording", unit="sim s", bar_format="{l_bar}{bar}| {n:.1f}/{total:.0f} sim s") as bar:
+        def done() -> bool:
+            bar.update(min(bringup.sim_time, duration) - bar.n)
+            return bringup.sim_time > duration  # past it, so the last step has published everything
+        try:
+            bringup.spin_until(done)
+            published = collections.Counter(bringup.node("sim_world").published)
+        finally:
+            bringup.shutdown()
+    return published, time.perf_counter() - started
+
+
+def replay(bag: Path, rate: float) -> tuple[ReplayTally, float]:
+    """Replay the bag through a bag_player to a monitor; returns the tally and wall seconds."""
+    reader = BagReader(bag)
+    player_spec = graph.bag_player(str(bag), rate=rate)
+    bringup = Bringup([player_spec])
+    monitor = ReplayMonitor(reader.topics(), bringup.context)
+    bringup.executor.add_node(monitor)
+    player = bringup.node("bag_player")
+    started = time.perf_counter()
+    total = sum(info.count for info in reader.topics().values())
+    with tqdm(total=total, desc="replaying", unit="msg") as bar:
+        def received_all_or_gave_up() -> bool:
+            bar.update(sum(monitor.tally.counts.values()) - bar.n)
+            if not player.finished.is_set():
+                return False
+            # The last messages may still be in flight when the player finishes.
+            finished_at.setdefault("t", time.monotonic())
+            return sum(monitor.tally.counts.values()) >= total or time.monotonic() - finished_at["t"] > 2.0
+
+        finished_at: dict[str, float] = {}
+        try:
+            bringup.spin_until(received_all_or_gave_up)
+        finally:
+            bringup.executor.remove_node(monitor)
+            monitor.destroy_node()
+            bringup.shutdown()
+    return monitor.tally, time.perf_counter() - started
+
+
+def bag_digests(bag: Path) -> tuple[collections.Counter, dict]:
+    counts, digests = collections.Counter(), collections.defaultdict(hashlib.sha256)
+    for topic, _, _, raw in BagReader(bag).messages():
+        counts[topic] += 1
+        digests[topic].update(raw)
+    return counts, digests
+
+
+def summary_markdown(bag: Path, duration: float, record_wall: float, replay_wall: float,
+                     recorded: collections.Counter, recorded_digests: dict, tally: ReplayTally,
+                     published: collections.Counter) -> str:
+    lines = [f"# edge-demo summary ({datetime.now(timezone.utc):%Y-%m-%d %H:%M UTC})", "",
+             f"- bag: `{bag}` ({sum(recorded.values())} messages, {duration:.1f} simulated s)",
+             f"- simulation + recording: {record_wall:.1f} wall s ({duration / record_wall:.2f}x real time)",
+             f"- replay: {replay_wall:.1f} wall s ({duration / replay_wall:.2f}x real time)", "",
+             "| topic | published | recorded | rate (Hz) | replayed | bytes identical |",
+             "| --- | ---: | ---: | ---: | ---: | --- |"]
+    for topic in sorted(recorded):
+        same = recorded_digests[topic].hexdigest() == tally.digests[topic].hexdigest()
+        lines.append(f"| `{topic}` | {published.get(topic, '–')} | {recorded[topic]} | {recorded[topic] / duration:.1f} | "
+                     f"{tally.counts[topic]} | {'yes' if same else 'NO'} |")
+    lost = sum(recorded.values()) - sum(tally.counts[t] for t in recorded)
+    lines += ["", f"- messages lost in replay: {lost}"]
+    if tally.odometry:
+        xy = np.array([(state[0], state[1]) for state in tally.odometry])
+        speeds = np.array([state[3] for state in tally.odometry])
+        lines.append(f"- ego: {np.sum(np.linalg.norm(np.diff(xy, axis=0), axis=1)):.1f} m driven, "
+                     f"mean speed {speeds.mean():.2f} m/s, final pose ({xy[-1, 0]:.1f}, {xy[-1, 1]:.1f}) m")
+    if tally.ground_truth_sizes:
+        per_scan = {name: count / len(tally.ground_truth_sizes) for name, count in sorted(tally.visible_by_class.items())}
+        lines.append(f"- ground truth: {np.mean(tally.ground_truth_sizes):.1f} objects per scan; "
+                     "seen by the lidar per scan: " + ", ".join(f"{name} {value:.1f}" for name, value in per_scan.items()))
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--duration", type=float, default=20.0, help="simulated seconds to run (default 20)")
+    parser.add_argument("--scenario", help="scenario YAML (default: config/sim_world.param.yaml's)")
+    parser.add_argument("--seed", type=int, help="world seed (default: the parameter file's)")
+    parser.add_argument("--real-time-factor", type=float, default=1.0,
+                        help="simulated s per wall s while recording; 0 = as fast as possible (default 1)")
+    parser.add_argument("--replay-rate", type=float, default=4.0, help="replay speed factor (default 4)")
+    parser.add_argument("--output", type=Path, default=Path("out/demo"), help="folder for the run (default out/demo)")
+    options = parser.parse_args(argv)
+    if not (options.duration > 0 and math.isfinite(options.duration)):
+        parser.error("--duration must be a positive number of seconds")
+
+    run_dir = options.output / datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    run_dir.mkdir(parents=True)
+    bag = run_dir / "sim_bag"
+    try:
+        published, record_wall = simulate_and_record(bag, options.duration, options.scenario, options.seed,
+                                          options.real_time_factor)
+        recorded, recorded_digests = bag_digests(bag)
+        tally, replay_wall = replay(bag, options.replay_rate)
+    except (ParameterError, StartupError, BagError) as error:
+        print(f"edge-demo: {error}", file=sys.stderr)
+        return 2
+    summary = summary_markdown(bag, options.duration, record_wall, replay_wall, recorded, recorded_digests, tally,
+                               published)
+    (run_dir / "summary.md").write_text(summary)
+    print(summary)
+    print(f"summary written to {run_dir / 'summary.md'}")
+    lost = sum(recorded.values()) - sum(tally.counts[t] for t in recorded)
+    return 0 if lost == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

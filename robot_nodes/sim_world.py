@@ -1,0 +1,154 @@
+"""sim_world: the embedded simulated world as a ROS node, standing in for Gazebo or the robot.
+
+Publishes the topic contract (lidar, camera, odometry, /tf, /tf_static, /clock, ground truth) and
+drives the ego robot from ~/input/cmd_vel. Simulated time is the clock of the whole graph: every
+other node runs with use_sim_time.
+"""
+from __future__ import annotations
+
+import collections
+import math
+import threading
+import time
+
+from geometry_msgs.msg import Twist
+from nav_msgs.msg import Odometry
+from rclpy.node import Node
+from rclpy.qos import DurabilityPolicy, QoSProfile, qos_profile_sensor_data
+from rosgraph_msgs.msg import Clock as ClockMessage
+from sensor_msgs.msg import CameraInfo, Image, PointCloud2
+from tf2_msgs.msg import TFMessage
+
+from edge_robot_msgs.msg import GroundTruthObjects
+from edge_robot_msgs.srv import ResetSimulation
+from robot_nodes import topics
+from robot_nodes.conversions import MalformedMessageError
+from robot_nodes.input_guard import InputGuard
+from robot_nodes.parameters import declare_config
+from robot_nodes.paths import resolve
+from robot_nodes.runner import StartupError, run_node
+from robot_nodes.sim_messages import SimMessages, SimWorldConfig
+from sim.scenario import ScenarioError, load_scenario
+from sim.world import World
+
+
+class SimWorldNode(Node):
+    def __init__(self, **node_options) -> None:
+        super().__init__("sim_world", **node_options)
+        self._stop = threading.Event()
+        self._stepper: threading.Thread | None = None
+        self.config = declare_config(self, SimWorldConfig)
+        self.inputs = InputGuard(self)
+        self.world = self._load_world(self.config.scenario, self.config.seed)
+        self.messages = self._messages_for(self.world)
+        self._command = (0.0, 0.0)
+        self._command_time = -math.inf
+        self._step_count = 0
+        self.published: collections.Counter[str] = collections.Counter()
+        """Messages published per contract topic."""
+
+        sensor_qos = qos_profile_sensor_data
+        self.publishers_by_topic = {
+            topics.LIDAR_POINTS: self.create_publisher(PointCloud2, "~/output/pointcloud", sensor_qos),
+            topics.CAMERA_IMAGE: self.create_publisher(Image, "~/output/image", sensor_qos),
+            topics.CAMERA_INFO: self.create_publisher(CameraInfo, "~/output/camera_info", sensor_qos),
+            topics.ODOMETRY: self.create_publisher(Odometry, "~/output/odom", 10),
+            topics.GROUND_TRUTH_OBJECTS: self.create_publisher(GroundTruthObjects, "~/output/ground_truth", 10),
+            topics.TF: self.create_publisher(TFMessage, topics.TF, 100),
+        }
+        self.pub_tf_static = self.create_publisher(
+            TFMessage, topics.TF_STATIC, QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL))
+        self.pub_clock = self.create_publisher(ClockMessage, topics.CLOCK, 10)
+        self.create_subscription(Twist, "~/input/cmd_vel", self.inputs.wrap("~/input/cmd_vel", self.on_cmd_vel), 10)
+        self.create_service(ResetSimulation, "~/reset", self.on_reset)
+
+        self.pub_tf_static.publish(self.messages.static_transforms())
+        # The world is the clock source: it steps in its own thread, paced by wall time, so its
+        # rate does not depend on how busy the executor is with the other nodes' callbacks.
+        self._world_lock = threading.Lock()
+        self._stepper = threading.Thread(target=self._run, name="sim_world_stepper", daemon=True)
+        self._stepper.start()
+        self.get_logger().info(
+            f"scenario {self.config.scenario} seed {self.config.seed}, {self.config.physics_rate:g} Hz physics, "
+            f"real-time factor {self.config.real_time_factor:g}")
+
+    def _run(self) -> None:
+        step_wall = 1.0 / (self.config.physics_rate * self.config.real_time_factor) if self.config.real_time_factor else 0.0
+        self._wait_for_subscribers()
+        next_step = time.monotonic()
+        while not self._stop.is_set() and self.context.ok():
+            self.step()
+            next_step += step_wall
+            delay = next_step - time.monotonic()
+            if delay > 0:
+                self._stop.wait(delay)
+            else:
+                next_step = time.monotonic()  # behind: run on, but don't try to catch up in a burst
+
+    def _wait_for_subscribers(self) -> None:
+        deadline = time.monotonic() + self.config.wait_for_subscribers
+        outputs = [*self.publishers_by_topic.values(), self.pub_clock]
+        while time.monotonic() < deadline and not self._stop.is_set():
+            if all(publisher.get_subscription_count() > 0 for publisher in outputs):
+                return
+            self._stop.wait(0.01)
+
+    def destroy_node(self) -> None:
+        self._stop.set()
+        if self._stepper is not None and self._stepper.is_alive() and threading.current_thread() is not self._stepper:
+            self._stepper.join()
+        super().destroy_node()
+
+    def _messages_for(self, world: World) -> SimMessages:
+        return SimMessages(world, self.config)
+
+    def _load_world(self, scenario: str, seed: int) -> World:
+        path = resolve(scenario)
+        try:
+            return World(load_scenario(path), seed=seed)
+        except (ScenarioError, FileNotFoundError) as error:
+            raise StartupError(f"sim_world: cannot load scenario {path}: {error}") from None
+
+    def on_cmd_vel(self, message: Twist) -> None:
+        linear, angular = message.linear.x, message.angular.z
+        if not (math.isfinite(linear) and math.isfinite(angular)):
+            raise MalformedMessageError(f"Twist: non-finite command linear.x={linear} angular.z={angular}")
+        self._command = (linear, angular)
+        self._command_time = self.world.time
+
+    def on_reset(self, request: ResetSimulation.Request, response: ResetSimulation.Response):
+        scenario = request.scenario or self.config.scenario
+        seed = request.seed if request.seed >= 0 else self.config.seed
+        try:
+            world = self._load_world(scenario, seed)
+        except StartupError as error:
+            response.success, response.message = False, str(error)
+            return response
+        with self._world_lock:
+            self.world = world
+            self.messages = self._messages_for(world)
+            self._command, self._command_time, self._step_count = (0.0, 0.0), -math.inf, 0
+            self.pub_tf_static.publish(self.messages.static_transforms())
+        response.success, response.message = True, f"reset to {scenario} seed {seed}"
+        self.get_logger().info(response.message)
+        return response
+
+    def step(self) -> None:
+        """Advance the world one physics step and publish what is due."""
+        with self._world_lock:
+            self._step_locked()
+
+    def _step_locked(self) -> None:
+        stale = self.world.time - self._command_time > self.config.cmd_vel_timeout
+        linear, angular = (0.0, 0.0) if stale else self._command
+        self.world.step(1.0 / self.config.physics_rate, linear, angular)
+        self._step_count += 1
+        self.pub_clock.publish(self.messages.clock())
+        self.published[topics.CLOCK] += 1
+        for topic, message in self.messages.due(self._step_count).items():
+            self.publishers_by_topic[topic].publish(message)
+            self.published[topic] += 1
+
+
+def main(args: list[str] | None = None) -> int:
+    return run_node(SimWorldNode, args)

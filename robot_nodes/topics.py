@@ -1,0 +1,36 @@
+"""The topic contract: the global names that launch files remap the nodes' private topics to."""
+
+LIDAR_POINTS = "/sensing/lidar/points"
+CAMERA_IMAGE = "/sensing/camera/image_raw"
+CAMERA_INFO = "/sensing/camera/camera_info"
+ODOMETRY = "/odom"
+TF = "/tf"
+TF_STATIC = "/tf_static"
+CLOCK = "/clock"
+CMD_VEL = "/cmd_vel"
+DETECTED_OBJECTS = "/perception/objects"
+TRACKED_OBJECTS = "/perception/tracks"
+PREDICTED_OBJECTS = "/prediction/objects"
+PLANNED_PATH = "/planning/path"
+GROUND_TRUTH_OBJECTS = "/simulation/ground_truth/objects"
+
+CONTRACT = {
+    LIDAR_POINTS: "sensor_msgs/msg/PointCloud2",
+    CAMERA_IMAGE: "sensor_msgs/msg/Image",
+    CAMERA_INFO: "sensor_msgs/msg/CameraInfo",
+    ODOMETRY: "nav_msgs/msg/Odometry",
+    TF: "tf2_msgs/msg/TFMessage",
+    TF_STATIC: "tf2_msgs/msg/TFMessage",
+    CLOCK: "rosgraph_msgs/msg/Clock",
+    CMD_VEL: "geometry_msgs/msg/Twist",
+    DETECTED_OBJECTS: "edge_robot_msgs/msg/DetectedObjects",
+    TRACKED_OBJECTS: "edge_robot_msgs/msg/TrackedObjects",
+    PREDICTED_OBJECTS: "edge_robot_msgs/msg/PredictedObjects",
+    PLANNED_PATH: "nav_msgs/msg/Path",
+    GROUND_TRUTH_OBJECTS: "edge_robot_msgs/msg/GroundTruthObjects",
+}
+"""Topic → message type of every topic in the contract (markers are per node, under .../markers)."""
+
+SIMULATED_SENSOR_TOPICS = [LIDAR_POINTS, CAMERA_IMAGE, CAMERA_INFO, ODOMETRY, TF, TF_STATIC, CLOCK,
+                           CMD_VEL, GROUND_TRUTH_OBJECTS]
+"""What the simulated world and its controller put on the graph (what the main job records)."""
