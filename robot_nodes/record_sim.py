@@ -3,12 +3,16 @@ contract straight into a rosbag2 bag, faster than real time (no ROS graph involv
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import multiprocessing
 import sys
 import time
+from multiprocessing.connection import Connection
 from dataclasses import dataclass
 from pathlib import Path
 
 from geometry_msgs.msg import Twist
+from rclpy.serialization import serialize_message
 from tqdm import tqdm
 
 from robot_nodes import topics
@@ -41,37 +45,82 @@ class RecordingSummary:
         return self.simulated_seconds / self.wall_seconds if self.wall_seconds > 0 else float("inf")
 
 
-def record_simulation(bag: Path, duration: float, sim_config: SimWorldConfig, drive_config: LaneKeepingNodeConfig,
-                      storage: str = "mcap", progress: bool = True) -> RecordingSummary:
-    """Run the world for `duration` simulated seconds under lane keeping and record every topic."""
+def drive(sim_config: SimWorldConfig, drive_config: LaneKeepingNodeConfig, duration: float):
+    """Run one lane-keeping episode; yields (step, world, messages, new command or None) after each
+    step. Deterministic: every caller with the same configs sees the same episode."""
     world = World(load_scenario(resolve(sim_config.scenario)), seed=sim_config.seed)
     messages = SimMessages(world, sim_config)
     controller = LaneKeepingController(world.lane_centerlines, LaneKeepingConfig())
-    dt = 1.0 / sim_config.physics_rate
     control_every = max(1, round(sim_config.physics_rate / drive_config.control_rate))
-    steps = round(duration * sim_config.physics_rate)
+    command = Twist()
+    yield 0, world, messages, None
+    for step in range(1, round(duration * sim_config.physics_rate) + 1):
+        new_command = None
+        if (step - 1) % control_every == 0:
+            x, y, yaw, speed, _ = odometry_to_se2(messages.odometry())
+            command = new_command = Twist()
+            command.linear.x, command.angular.z = controller.command((x, y, yaw), speed, drive_config.target_speed)
+        world.step(1.0 / sim_config.physics_rate, command.linear.x, command.angular.z)
+        yield step, world, messages, new_command
+
+
+def worker_renders(step: int, camera_every: int) -> bool:
+    """Whether the camera frame of this step (if any) is rendered by the worker process."""
+    return bool(step and camera_every and step % camera_every == 0 and (step // camera_every) % 2 == 0)
+
+
+def render_camera(sim_config: SimWorldConfig, drive_config: LaneKeepingNodeConfig, duration: float,
+                  connection: Connection) -> None:
+    """Worker process: replays the same episode and sends the serialised camera messages of every
+    other camera frame, so ray casting runs on both cores (the recorder renders the rest itself)."""
+    camera_only = dataclasses.replace(sim_config, lidar_rate=0.0, publish_ground_truth=False)
+    for step, _, messages, _ in drive(camera_only, drive_config, duration):
+        if worker_renders(step, messages.camera_every):
+            image, info = messages.camera()
+            connection.send((serialize_message(image), serialize_message(info)))
+    connection.close()
+
+
+def record_simulation(bag: Path, duration: float, sim_config: SimWorldConfig, drive_config: LaneKeepingNodeConfig,
+                      storage: str = "mcap", progress: bool = True) -> RecordingSummary:
+    """Run the world for `duration` simulated seconds under lane keeping and record every topic."""
     counts = dict.fromkeys(topics.SIMULATED_SENSOR_TOPICS, 0)
     del counts[topics.CLOCK]  # the player makes /clock from the bag's timestamps
+    without_camera = dataclasses.replace(sim_config, camera_rate=0.0)
+    camera_frames, worker_end = multiprocessing.get_context("spawn").Pipe(duplex=False)
+    worker = multiprocessing.get_context("spawn").Process(
+        target=render_camera, args=(sim_config, drive_config, duration, worker_end), daemon=True)
     started = time.perf_counter()
-    with BagWriter(bag, storage=storage) as writer:
-        for topic in counts:
-            writer.add_topic(topic, topics.CONTRACT[topic])
-
-        def write(topic: str, message) -> None:
-            writer.write_message(topic, int(round(world.time * 1e9)), message)
-            counts[topic] += 1
-
-        write(topics.TF_STATIC, messages.static_transforms())
-        command = Twist()
-        for step in tqdm(range(1, steps + 1), desc=f"recording {bag.name}", unit="step", disable=not progress):
-            if (step - 1) % control_every == 0:
-                x, y, yaw, speed, _ = odometry_to_se2(messages.odometry())
-                command = Twist()
-                command.linear.x, command.angular.z = controller.command((x, y, yaw), speed, drive_config.target_speed)
-                write(topics.CMD_VEL, command)
-            world.step(dt, command.linear.x, command.angular.z)
-            for topic, message in messages.due(step).items():
-                write(topic, message)
+    worker.start()
+    worker_end.close()
+    camera_every = sim_config.steps_between(sim_config.camera_rate)
+    steps = round(duration * sim_config.physics_rate)
+    try:
+        with BagWriter(bag, storage=storage) as writer:
+            for topic in counts:
+                writer.add_topic(topic, topics.CONTRACT[topic])
+            for step, world, messages, command in tqdm(drive(without_camera, drive_config, duration), total=steps + 1,
+                                                       desc=f"recording {bag.name}", unit="step", disable=not progress):
+                stamp_ns = int(round(world.time * 1e9))
+                due = {topics.TF_STATIC: messages.static_transforms()} if step == 0 else messages.due(step)
+                if command is not None:
+                    due[topics.CMD_VEL] = command
+                for topic, message in due.items():
+                    writer.write_message(topic, stamp_ns, message)
+                    counts[topic] += 1
+                if step and camera_every and step % camera_every == 0:
+                    if worker_renders(step, camera_every):
+                        image, info = camera_frames.recv()
+                    else:
+                        image, info = (serialize_message(message) for message in messages.camera())
+                    writer.write(topics.CAMERA_IMAGE, stamp_ns, image)
+                    writer.write(topics.CAMERA_INFO, stamp_ns, info)
+                    counts[topics.CAMERA_IMAGE] += 1
+                    counts[topics.CAMERA_INFO] += 1
+    finally:
+        worker.join(timeout=10.0)
+        if worker.is_alive():
+            worker.terminate()
     return RecordingSummary(bag, world.time, time.perf_counter() - started, counts)
 
 

@@ -394,13 +394,19 @@ def test_recorder_closes_the_bag_after_max_duration(context, tmp_path):
 TIMING_OFFSETS_S = [0.0, 0.05, 0.1, 0.4, 0.45, 0.5, 0.9, 1.0]
 
 
+def timing_probe(context) -> tuple[Probe, list[int]]:
+    """A probe on /timing plus the /clock values it hears, in nanoseconds."""
+    probe = Probe(context, {"/timing": "std_msgs/msg/Header"})
+    clocks: list[int] = []
+    probe.create_subscription(Clock, "/clock", lambda message: clocks.append(
+        message.clock.sec * 1_000_000_000 + message.clock.nanosec), RELIABLE_DEEP)
+    return probe, clocks
+
+
 def test_player_keeps_bag_timing_and_publishes_clock(context, tmp_path):
     bag = tmp_path / "timed"
     payloads = write_timed_bag(bag, TIMING_OFFSETS_S)
-    probe = Probe(context, {"/timing": "std_msgs/msg/Header"})
-    clocks = []
-    probe.create_subscription(Clock, "/clock", lambda message: clocks.append(
-        message.clock.sec * 1_000_000_000 + message.clock.nanosec), RELIABLE_DEEP)
+    probe, clocks = timing_probe(context)
     with spinning(context, probe):
         replay = player(context, bag, rate=1.0, publish_clock=True, clock_rate_hz=50.0)
         try:
@@ -420,10 +426,7 @@ def test_player_keeps_bag_timing_and_publishes_clock(context, tmp_path):
 def test_player_loops_and_clock_jumps_back(context, tmp_path):
     bag = tmp_path / "timed"
     payloads = write_timed_bag(bag, TIMING_OFFSETS_S)
-    probe = Probe(context, {"/timing": "std_msgs/msg/Header"})
-    clocks = []
-    probe.create_subscription(Clock, "/clock", lambda message: clocks.append(
-        message.clock.sec * 1_000_000_000 + message.clock.nanosec), RELIABLE_DEEP)
+    probe, clocks = timing_probe(context)
     with spinning(context, probe):
         replay = player(context, bag, rate=4.0, loop=True, publish_clock=True)
         try:

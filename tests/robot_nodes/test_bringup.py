@@ -13,7 +13,7 @@ from robot_nodes import graph, main_job, topics
 from robot_nodes.bags import BagReader
 from robot_nodes.lane_keeping_controller import LaneKeepingNodeConfig
 from robot_nodes.parameters import config_from_parameter_file
-from robot_nodes.record_sim import record_simulation
+from robot_nodes.record_sim import drive, record_simulation
 from robot_nodes.sim_messages import SimWorldConfig
 
 REPO = Path(__file__).resolve().parents[2]
@@ -78,8 +78,17 @@ def test_record_sim_writes_the_contract_deterministically(tmp_path):
     # Same scenario and seed: the same sensor data and ground truth, whatever the storage. (Messages,
     # not bytes, are compared: rclpy leaves CDR padding bytes uninitialised.)
     first_contents, second_contents = contents(first.bag), contents(second.bag)
-    for topic in (topics.LIDAR_POINTS, topics.GROUND_TRUTH_OBJECTS, topics.ODOMETRY):
+    for topic in (topics.LIDAR_POINTS, topics.GROUND_TRUTH_OBJECTS, topics.ODOMETRY, topics.CAMERA_IMAGE):
         assert first_contents[topic] == second_contents[topic]
+
+    # Camera frames come alternately from the recorder and its worker process: both must equal
+    # what one process rendering every frame of the same episode gives.
+    rendered = {}
+    for step, _, messages, _ in drive(sim_config, drive_config, 0.2):
+        if step and step % messages.camera_every == 0:
+            rendered[step] = messages.camera()[0]
+    recorded_images = [image for _, image in first_contents[topics.CAMERA_IMAGE][:2]]
+    assert recorded_images == [rendered[5], rendered[10]]
 
 
 def test_main_job_records_replays_and_loses_nothing(tmp_path, capsys):
