@@ -1,5 +1,6 @@
-"""Pip-only bringup: the launch files' node set composed in one process on a MultiThreadedExecutor,
-the way an edge box runs composed nodes. `bringup --help` lists the options."""
+"""Pip-only bringup: the launch files' node set composed in one process, the way an edge box runs
+composed nodes (an executor thread per node, or one MultiThreadedExecutor). `bringup --help` lists
+the options."""
 from __future__ import annotations
 
 import argparse
@@ -9,7 +10,7 @@ import time
 
 import rclpy
 from rclpy.context import Context
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor, SingleThreadedExecutor
 from rosgraph_msgs.msg import Clock
 
 from robot_nodes import graph, topics
@@ -18,26 +19,49 @@ from robot_nodes.parameters import ParameterError
 from robot_nodes.runner import StartupError
 
 
+EXECUTORS = ("per-node", "multi-threaded")
+"""per-node: a SingleThreadedExecutor thread for each node. multi-threaded: one rclpy
+MultiThreadedExecutor for all. rclpy's MultiThreadedExecutor costs so much Python time per
+callback that, on 2 cores, replaying the main job's bag at rate 4 ran at 0.95x real time on it and
+at 4x per node, and the simulated world with its recorder made 10 simulated s in 21 s on it and in
+12 s per node; hence the default."""
+
+
 class Bringup:
     """Nodes from specs, composed in one process with their own rclpy context."""
 
-    def __init__(self, specs: list[graph.NodeSpec], threads: int = 4) -> None:
+    def __init__(self, specs: list[graph.NodeSpec], executor: str = "per-node", threads: int = 4) -> None:
+        if executor not in EXECUTORS:
+            raise ValueError(f"executor must be one of {EXECUTORS}, got {executor!r}")
         self.context = Context()
         rclpy.init(context=self.context)
         self.nodes = []
+        self.executors = []
+        self._shared_executor = (MultiThreadedExecutor(num_threads=threads, context=self.context)
+                                 if executor == "multi-threaded" else None)
+        if self._shared_executor:
+            self.executors.append(self._shared_executor)
+        self._spinners: list[threading.Thread] = []
         try:
             for spec in specs:
-                self.nodes.append(spec.create(context=self.context))
+                self.add_node(spec.create(context=self.context))
         except BaseException:
             self.shutdown()
             raise
-        self.executor = MultiThreadedExecutor(num_threads=threads, context=self.context)
-        for node in self.nodes:
-            self.executor.add_node(node)
         self._sim_time = 0.0
-        self._clock_monitor = rclpy.create_node("bringup_clock_monitor", context=self.context)
-        self._clock_monitor.create_subscription(Clock, topics.CLOCK, self._on_clock, 10)
-        self.executor.add_node(self._clock_monitor)
+        clock_monitor = rclpy.create_node("bringup_clock_monitor", context=self.context)
+        clock_monitor.create_subscription(Clock, topics.CLOCK, self._on_clock, 10)
+        self.add_node(clock_monitor)
+
+    def add_node(self, node) -> None:
+        """Compose one more node (created with this bringup's context); it spins from spin_until on."""
+        self.nodes.append(node)
+        if self._shared_executor:
+            self._shared_executor.add_node(node)
+        else:
+            executor = SingleThreadedExecutor(context=self.context)
+            executor.add_node(node)
+            self.executors.append(executor)
 
     def _on_clock(self, message: Clock) -> None:
         self._sim_time = stamp_to_seconds(message.clock)
@@ -51,23 +75,26 @@ class Bringup:
         return next(node for node in self.nodes if node.get_name() == name)
 
     def spin_until(self, done, poll_s: float = 0.05) -> None:
-        """Spin the executor in a background thread until done() is true or shutdown."""
-        spinner = threading.Thread(target=self._spin, daemon=True)
-        spinner.start()
-        while spinner.is_alive() and not done():
+        """Spin every executor in a background thread until done() is true or shutdown."""
+        for executor in self.executors[len(self._spinners):]:
+            spinner = threading.Thread(target=self._spin, args=(executor,), daemon=True)
+            spinner.start()
+            self._spinners.append(spinner)
+        while all(spinner.is_alive() for spinner in self._spinners) and not done():
             time.sleep(poll_s)
 
-    def _spin(self) -> None:
+    @staticmethod
+    def _spin(executor) -> None:
         try:
-            self.executor.spin()
+            executor.spin()
         except ExternalShutdownException:
             pass
 
     def shutdown(self) -> None:
-        # Stop the executor first so no callback runs on a node being destroyed.
-        if hasattr(self, "executor"):
-            self.executor.shutdown()
-        for node in getattr(self, "nodes", []):
+        # Stop the executors first so no callback runs on a node being destroyed.
+        for executor in self.executors:
+            executor.shutdown()
+        for node in self.nodes:
             node.destroy_node()
         rclpy.try_shutdown(context=self.context)
 
@@ -79,6 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--real-time-factor", type=float, help="simulated s per wall s; 0 = as fast as possible")
     parser.add_argument("--duration", type=float, default=0.0, help="stop after this many simulated s (0: run until Ctrl-C)")
     parser.add_argument("--record", metavar="BAG", help="also record the simulated topics to this bag folder")
+    parser.add_argument("--executor", choices=EXECUTORS, default="per-node", help="how the nodes are spun")
     options = parser.parse_args(argv)
 
     specs = graph.simulation_graph(options.scenario, options.seed, options.real_time_factor,
@@ -86,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     if options.record:
         specs.append(graph.bag_recorder(options.record, topics.SIMULATED_SENSOR_TOPICS, use_sim_time=True))
     try:
-        bringup = Bringup(specs)
+        bringup = Bringup(specs, executor=options.executor)
     except (ParameterError, StartupError) as error:
         print(f"bringup: {error}", file=sys.stderr)
         return 2

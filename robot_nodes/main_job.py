@@ -21,7 +21,6 @@ from tqdm import tqdm
 
 from edge_robot_msgs.msg import GroundTruthObjects
 from nav_msgs.msg import Odometry
-from perception.objects import ObjectClass
 from robot_nodes import graph, topics
 from robot_nodes.bags import BagError, BagReader, BagTopic, adapted_qos, message_class
 from robot_nodes.bringup import Bringup
@@ -38,12 +37,17 @@ class ReplayTally:
     """Messages per topic."""
     digests: dict = field(default_factory=lambda: collections.defaultdict(hashlib.sha256))
     """Running sha256 over each topic's raw messages, in arrival order."""
-    odometry: list = field(default_factory=list)
-    """(x, y, yaw, speed, yaw_rate) per odometry message."""
-    ground_truth_sizes: list = field(default_factory=list)
-    """Objects per ground-truth message."""
-    visible_by_class: collections.Counter = field(default_factory=collections.Counter)
-    """Objects with at least one lidar point, summed over ground-truth messages, per class name."""
+    raw_for_summary: dict = field(default_factory=lambda: collections.defaultdict(list))
+    """Raw odometry and ground-truth messages, decoded for the summary after the replay."""
+
+    def odometry(self) -> list[tuple[float, float, float, float, float]]:
+        """(x, y, yaw, speed, yaw_rate) per odometry message."""
+        return [odometry_to_se2(deserialize_message(raw, Odometry)) for raw in self.raw_for_summary[topics.ODOMETRY]]
+
+    def ground_truth(self) -> list[list]:
+        """The ground-truth objects of each message."""
+        return [msg_to_ground_truth_objects(deserialize_message(raw, GroundTruthObjects))
+                for raw in self.raw_for_summary[topics.GROUND_TRUTH_OBJECTS]]
 
 
 class ReplayMonitor(Node):
@@ -59,14 +63,11 @@ class ReplayMonitor(Node):
                                      lambda raw, topic=topic: self.on_message(topic, raw), qos, raw=True)
 
     def on_message(self, topic: str, raw: bytes) -> None:
+        # Only cheap work here: a slow callback makes the player's bounded queues drop messages.
         self.tally.counts[topic] += 1
         self.tally.digests[topic].update(raw)
-        if topic == topics.ODOMETRY:
-            self.tally.odometry.append(odometry_to_se2(deserialize_message(raw, Odometry)))
-        elif topic == topics.GROUND_TRUTH_OBJECTS:
-            objects = msg_to_ground_truth_objects(deserialize_message(raw, GroundTruthObjects))
-            self.tally.ground_truth_sizes.append(len(objects))
-            self.tally.visible_by_class.update(ObjectClass(o.label).name.lower() for o in objects if o.num_lidar_points)
+        if topic in (topics.ODOMETRY, topics.GROUND_TRUTH_OBJECTS):
+            self.tally.raw_for_summary[topic].append(raw)
 
 
 def simulate_and_record(bag: Path, duration: float, scenario: str | None, seed: int | None,
@@ -95,7 +96,7 @@ def replay(bag: Path, rate: float) -> tuple[ReplayTally, float]:
     player_spec = graph.bag_player(str(bag), rate=rate)
     bringup = Bringup([player_spec])
     monitor = ReplayMonitor(reader.topics(), bringup.context)
-    bringup.executor.add_node(monitor)
+    bringup.add_node(monitor)
     player = bringup.node("bag_player")
     started = time.perf_counter()
     total = sum(info.count for info in reader.topics().values())
@@ -112,8 +113,6 @@ def replay(bag: Path, rate: float) -> tuple[ReplayTally, float]:
         try:
             bringup.spin_until(received_all_or_gave_up)
         finally:
-            bringup.executor.remove_node(monitor)
-            monitor.destroy_node()
             bringup.shutdown()
     return monitor.tally, time.perf_counter() - started
 
@@ -141,14 +140,17 @@ def summary_markdown(bag: Path, duration: float, record_wall: float, replay_wall
                      f"{tally.counts[topic]} | {'yes' if same else 'NO'} |")
     lost = sum(recorded.values()) - sum(tally.counts[t] for t in recorded)
     lines += ["", f"- messages lost in replay: {lost}"]
-    if tally.odometry:
-        xy = np.array([(state[0], state[1]) for state in tally.odometry])
-        speeds = np.array([state[3] for state in tally.odometry])
+    odometry = tally.odometry()
+    if odometry:
+        xy = np.array([(state[0], state[1]) for state in odometry])
+        speeds = np.array([state[3] for state in odometry])
         lines.append(f"- ego: {np.sum(np.linalg.norm(np.diff(xy, axis=0), axis=1)):.1f} m driven, "
                      f"mean speed {speeds.mean():.2f} m/s, final pose ({xy[-1, 0]:.1f}, {xy[-1, 1]:.1f}) m")
-    if tally.ground_truth_sizes:
-        per_scan = {name: count / len(tally.ground_truth_sizes) for name, count in sorted(tally.visible_by_class.items())}
-        lines.append(f"- ground truth: {np.mean(tally.ground_truth_sizes):.1f} objects per scan; "
+    scans = tally.ground_truth()
+    if scans:
+        visible = collections.Counter(o.label.name.lower() for objects in scans for o in objects if o.num_lidar_points)
+        per_scan = {name: count / len(scans) for name, count in sorted(visible.items())}
+        lines.append(f"- ground truth: {np.mean([len(objects) for objects in scans]):.1f} objects per scan; "
                      "seen by the lidar per scan: " + ", ".join(f"{name} {value:.1f}" for name, value in per_scan.items()))
     return "\n".join(lines) + "\n"
 
