@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import multiprocessing
 import sys
 import time
@@ -51,12 +52,14 @@ def drive(sim_config: SimWorldConfig, drive_config: LaneKeepingNodeConfig, durat
     world = World(load_scenario(resolve(sim_config.scenario)), seed=sim_config.seed)
     messages = SimMessages(world, sim_config)
     controller = LaneKeepingController(world.lane_centerlines, LaneKeepingConfig())
-    control_every = max(1, round(sim_config.physics_rate / drive_config.control_rate))
-    command = Twist()
+    command, last_tick = Twist(), -1
     yield 0, world, messages, None
     for step in range(1, round(duration * sim_config.physics_rate) + 1):
         new_command = None
-        if (step - 1) % control_every == 0:
+        # Control ticks at control_rate in simulated time, whatever the physics rate.
+        tick = math.floor((step - 1) * drive_config.control_rate / sim_config.physics_rate)
+        if tick > last_tick:
+            last_tick = tick
             x, y, yaw, speed, _ = odometry_to_se2(messages.odometry())
             command = new_command = Twist()
             command.linear.x, command.angular.z = controller.command((x, y, yaw), speed, drive_config.target_speed)
@@ -87,13 +90,16 @@ def record_simulation(bag: Path, duration: float, sim_config: SimWorldConfig, dr
     counts = dict.fromkeys(topics.SIMULATED_SENSOR_TOPICS, 0)
     del counts[topics.CLOCK]  # the player makes /clock from the bag's timestamps
     without_camera = dataclasses.replace(sim_config, camera_rate=0.0)
-    camera_frames, worker_end = multiprocessing.get_context("spawn").Pipe(duplex=False)
-    worker = multiprocessing.get_context("spawn").Process(
-        target=render_camera, args=(sim_config, drive_config, duration, worker_end), daemon=True)
-    started = time.perf_counter()
-    worker.start()
-    worker_end.close()
     camera_every = sim_config.steps_between(sim_config.camera_rate)
+    started = time.perf_counter()
+    worker = None
+    if camera_every:
+        spawn = multiprocessing.get_context("spawn")  # fork would copy Open3D's thread pools mid-use
+        camera_frames, worker_end = spawn.Pipe(duplex=False)
+        worker = spawn.Process(target=render_camera, args=(sim_config, drive_config, duration, worker_end),
+                               daemon=True)
+        worker.start()
+        worker_end.close()
     steps = round(duration * sim_config.physics_rate)
     try:
         with BagWriter(bag, storage=storage) as writer:
@@ -118,9 +124,10 @@ def record_simulation(bag: Path, duration: float, sim_config: SimWorldConfig, dr
                     counts[topics.CAMERA_IMAGE] += 1
                     counts[topics.CAMERA_INFO] += 1
     finally:
-        worker.join(timeout=10.0)
-        if worker.is_alive():
-            worker.terminate()
+        if worker is not None:
+            worker.join(timeout=10.0)
+            if worker.is_alive():
+                worker.terminate()
     return RecordingSummary(bag, world.time, time.perf_counter() - started, counts)
 
 
