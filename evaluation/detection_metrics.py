@@ -24,7 +24,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from perception.objects import Box3D, ObjectClass
+from perception.objects import Box3D, ObjectClass, corners_bev
 
 RECALL_POINTS = np.arange(1, 41) / 40.0
 """The 40 recall levels at which precision is interpolated (recall 0 is left out, Simonelli et al.)."""
@@ -47,13 +47,7 @@ def boxes_to_array(boxes: BoxesLike) -> np.ndarray:
 
 def bev_corners(boxes: BoxesLike) -> np.ndarray:
     """Ground-plane corners of each box, counter-clockwise as Box3D.corners_bev, shape (N, 4, 2)."""
-    boxes = boxes_to_array(boxes)
-    signs = np.array([[1.0, 1.0], [-1.0, 1.0], [-1.0, -1.0], [1.0, -1.0]])
-    local = signs * (boxes[:, None, 3:5] / 2.0)
-    cos, sin = np.cos(boxes[:, 6])[:, None], np.sin(boxes[:, 6])[:, None]
-    x = local[..., 0] * cos - local[..., 1] * sin + boxes[:, None, 0]
-    y = local[..., 0] * sin + local[..., 1] * cos + boxes[:, None, 1]
-    return np.stack([x, y], axis=-1)
+    return corners_bev(boxes_to_array(boxes))
 
 
 def _cross(u: np.ndarray, v: np.ndarray) -> np.ndarray:

@@ -42,10 +42,17 @@ class Box3D:
 
     def corners_bev(self) -> np.ndarray:
         """The four ground-plane corners (x, y), counter-clockwise, shape (4, 2)."""
-        half_l, half_w = self.size[0] / 2.0, self.size[1] / 2.0
-        local = np.array([[half_l, half_w], [-half_l, half_w], [-half_l, -half_w], [half_l, -half_w]])
-        c, s = np.cos(self.yaw), np.sin(self.yaw)
-        return local @ np.array([[c, s], [-s, c]]) + self.center[:2]
+        return corners_bev(np.array([[*self.center, *self.size, self.yaw]]))[0]
+
+
+def corners_bev(boxes: np.ndarray) -> np.ndarray:
+    """Ground-plane corners, counter-clockwise, of boxes given as rows (x, y, z, l, w, h, yaw): (N, 4, 2)."""
+    signs = np.array([[1.0, 1.0], [-1.0, 1.0], [-1.0, -1.0], [1.0, -1.0]])
+    local = signs * (boxes[:, None, 3:5] / 2.0)
+    cos, sin = np.cos(boxes[:, 6])[:, None], np.sin(boxes[:, 6])[:, None]
+    x = local[..., 0] * cos - local[..., 1] * sin + boxes[:, None, 0]
+    y = local[..., 0] * sin + local[..., 1] * cos + boxes[:, None, 1]
+    return np.stack([x, y], axis=-1)
 
 
 @dataclass
