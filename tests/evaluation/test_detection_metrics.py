@@ -1,4 +1,4 @@
-"""Rotated-box IoU and KITTI-style 40-point AP of evaluation.detection_metrics."""
+"""Rotated-box IoU (perception.box_iou) and KITTI-style 40-point AP (evaluation.detection_metrics)."""
 import math
 
 import numpy as np
@@ -6,9 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from evaluation.detection_metrics import (
-    RECALL_POINTS, DetectionEvalConfig, average_precision, bev_corners, bev_iou_matrix, boxes_to_array,
-    evaluate_detections, iou_3d_matrix)
+from evaluation.detection_metrics import RECALL_POINTS, DetectionEvalConfig, average_precision, evaluate_detections
+from perception.box_iou import bev_corners, bev_iou_matrix, boxes_to_array, iou_3d_matrix
 from perception.objects import Box3D, DetectedObject, GroundTruthObject, ObjectClass
 
 
