@@ -4,7 +4,7 @@ from glob import glob
 from setuptools import find_packages, setup
 
 PACKAGE = "edge_robot_runtime"
-LIBRARIES = ["robot_nodes", "perception", "planners", "mixed_reality", "onboard_llm", "sim", "evaluation"]
+LIBRARIES = ["robot_nodes", "perception", "planners", "mixed_reality", "onboard_llm", "sim", "evaluation", "training"]
 NODES = {
     "sim_world": "robot_nodes.sim_world:main",
     "lane_keeping_controller": "robot_nodes.lane_keeping_controller:main",

@@ -137,3 +137,17 @@ class GroundTruthObject:
     """Lidar returns on this object in the matching scan."""
     is_static: bool = False
     """True for parked vehicles and other objects that never move."""
+
+
+def boxes_into_frame(boxes: np.ndarray, frame_pose: np.ndarray) -> np.ndarray:
+    """Boxes (N, 7) x, y, z, l, w, h, yaw given in a parent frame, expressed in a child frame whose
+    4x4 pose in the parent is `frame_pose`. The child must be upright (rotation about z only)."""
+    rotation, origin = frame_pose[:3, :3], frame_pose[:3, 3]
+    if not np.allclose(rotation[2], [0.0, 0.0, 1.0], atol=1e-9):
+        raise ValueError("boxes_into_frame: the frame must rotate about z only (no roll or pitch)")
+    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 7)
+    frame_yaw = float(np.arctan2(rotation[1, 0], rotation[0, 0]))
+    moved = boxes.copy()
+    moved[:, :3] = (boxes[:, :3] - origin) @ rotation
+    moved[:, 6] = np.arctan2(np.sin(boxes[:, 6] - frame_yaw), np.cos(boxes[:, 6] - frame_yaw))
+    return moved

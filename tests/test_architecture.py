@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-LIBRARIES = ["perception", "planners", "mixed_reality", "onboard_llm", "sim", "evaluation"]
+LIBRARIES = ["perception", "planners", "mixed_reality", "onboard_llm", "sim", "evaluation", "training"]
 ROS_MODULES = {"rclpy", "rosidl_runtime_py", "launch", "launch_ros", "std_msgs", "geometry_msgs", "sensor_msgs",
                "nav_msgs", "visualization_msgs", "rosgraph_msgs", "builtin_interfaces", "tf2_msgs",
                "edge_robot_msgs", "robot_nodes"}

@@ -1,0 +1,169 @@
+"""LidarDetector: a trained CenterPointNet with its config, loaded from a checkpoint, turning a
+point array into DetectedObject boxes and timing each stage."""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from perception.detection.config import CLASS_MEMBERS, DetectorConfig
+from perception.detection.decode import decode_boxes
+from perception.detection.network import CenterPointNet
+from perception.detection.voxelizer import PreparedPoints, Voxelizer, prepare_points
+from perception.objects import Box3D, DetectedObject
+
+CHECKPOINT_FORMAT = "edge_robot_runtime.lidar_detector/1"
+"""Format tag stored in every checkpoint."""
+
+TRAIN_COMMAND = "train-detector"
+"""The command that makes a checkpoint, named in load errors."""
+
+
+class ModelFileError(RuntimeError):
+    """A checkpoint that is missing, unreadable or not a detector; the text names the file and the fix."""
+
+
+@dataclass
+class Detection:
+    """One scan's result."""
+
+    objects: list[DetectedObject]
+    """Detections, best score first, in the sensor frame."""
+    timings_ms: dict[str, float]
+    """Milliseconds per stage: prepare, voxelize, backbone, head, decode."""
+    points: PreparedPoints
+    """The points the network saw and how many were left out."""
+    num_voxels: int = 0
+    """Non-empty voxels."""
+
+
+def resolve_device(name: str) -> torch.device:
+    """'cpu', 'cuda', 'cuda:N' or 'auto' (CUDA when present)."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {name!r}: CUDA is not available on this machine (use 'cpu' or 'auto')")
+    if device.type not in ("cpu", "cuda"):
+        raise ValueError(f"device {name!r}: must be 'cpu', 'cuda', 'cuda:N' or 'auto'")
+    return device
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def save_checkpoint(path: Path, model: CenterPointNet, metadata: dict[str, Any] | None = None) -> None:
+    """Weights, config and free-form metadata (training run, metrics) in one torch file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {key: value.detach().cpu() for key, value in model.state_dict().items()}
+    torch.save({"format": CHECKPOINT_FORMAT, "config": model.config.to_dict(), "state_dict": state,
+                "metadata": metadata or {}}, path)
+
+
+def load_checkpoint(path: Path) -> tuple[DetectorConfig, dict[str, torch.Tensor], dict[str, Any]]:
+    """(config, state dict, metadata) of a checkpoint; ModelFileError says what is wrong and what to do."""
+    path = Path(path)
+    fix = f"train one with `{TRAIN_COMMAND}` or point the model path at an existing checkpoint"
+    if not path.is_file():
+        raise ModelFileError(f"detector model {path}: no such file; {fix}")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises many types (pickle, zip, runtime) for a damaged file
+        raise ModelFileError(f"detector model {path}: cannot be read ({type(error).__name__}: "
+                             f"{str(error).splitlines()[0] if str(error) else ''}); the file is damaged or "
+                             f"not a detector checkpoint; {fix}") from None
+    if not isinstance(checkpoint, dict) or checkpoint.get("format") != CHECKPOINT_FORMAT:
+        raise ModelFileError(f"detector model {path}: not a {CHECKPOINT_FORMAT} checkpoint; {fix}")
+    try:
+        config = DetectorConfig.from_dict(checkpoint["config"])
+    except (KeyError, TypeError, ValueError) as error:
+        raise ModelFileError(f"detector model {path}: invalid config in checkpoint ({error}); {fix}") from None
+    return config, checkpoint["state_dict"], checkpoint.get("metadata", {})
+
+
+@dataclass
+class DetectorOptions:
+    """Run-time choices that do not change the model."""
+
+    device: str = "auto"
+    """'cpu', 'cuda', 'cuda:N' or 'auto'."""
+    max_points: int = 150000
+    """Point budget per scan inside the detection volume; beyond it a random subset is kept."""
+    seed: int = 0
+    """Seed of the subsampling generator (repeatable results)."""
+    decode_overrides: dict[str, Any] = field(default_factory=dict)
+    """DecodeConfig fields to change (e.g. score_threshold)."""
+
+
+class LidarDetector:
+    """A detector ready to run: model in eval mode on its device."""
+
+    def __init__(self, model: CenterPointNet, options: DetectorOptions | None = None) -> None:
+        self.options = options or DetectorOptions()
+        self.device = resolve_device(self.options.device)
+        config = model.config
+        config.decode = dataclasses.replace(config.decode, **self.options.decode_overrides)
+        self.config = config
+        self.model = model.to(self.device).eval()
+        self.voxelizer = Voxelizer(config.voxel, self.device)
+        self._labels = [CLASS_MEMBERS[name][0] for name in config.classes]
+        self._rng = np.random.default_rng(self.options.seed)
+        self.metadata: dict[str, Any] = {}
+
+    @classmethod
+    def from_checkpoint(cls, path: str | Path, options: DetectorOptions | None = None) -> LidarDetector:
+        config, state, metadata = load_checkpoint(Path(path))
+        model = CenterPointNet(config)
+        try:
+            model.load_state_dict(state)
+        except RuntimeError as error:
+            raise ModelFileError(f"detector model {path}: weights do not fit its config ({str(error).splitlines()[0]});"
+                                 f" train a new one with `{TRAIN_COMMAND}`") from None
+        detector = cls(model, options)
+        detector.metadata = metadata
+        return detector
+
+    def _synchronize(self) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+
+    @torch.inference_mode()
+    def detect(self, points: np.ndarray) -> Detection:
+        """Detections in one scan of finite (N, 4) float32 points x, y, z, intensity (sensor frame)."""
+        timings = {}
+        started = time.perf_counter()
+        prepared = prepare_points(points, self.config.voxel, self.options.max_points, self._rng)
+        timings["prepare"] = time.perf_counter() - started
+        if len(prepared.points) == 0:
+            return Detection([], {name: 1e3 * value for name, value in timings.items()}, prepared)
+        stage = time.perf_counter()
+        voxels = self.voxelizer([prepared.points])
+        self._synchronize()
+        timings["voxelize"] = time.perf_counter() - stage
+        stage = time.perf_counter()
+        bev = self.model.sparse_features(voxels.features, voxels.num_points, voxels.coordinates, 1)
+        self._synchronize()
+        timings["backbone"] = time.perf_counter() - stage
+        stage = time.perf_counter()
+        heatmap, regression = self.model.dense(bev)
+        self._synchronize()
+        timings["head"] = time.perf_counter() - stage
+        stage = time.perf_counter()
+        boxes, scores, classes = decode_boxes(heatmap, regression, self.config)[0]
+        objects = [DetectedObject(label=self._labels[int(label)], score=float(score),
+                                  box=Box3D(box[:3], box[3:6], box[6]))
+                   for box, score, label in zip(boxes, scores, classes)]
+        timings["decode"] = time.perf_counter() - stage
+        return Detection(objects, {name: 1e3 * value for name, value in timings.items()}, prepared,
+                         int(len(voxels.coordinates)))
