@@ -10,11 +10,14 @@ NODES = {
     "lane_keeping_controller": "robot_nodes.lane_keeping_controller:main",
     "bag_player": "robot_nodes.bag_player:main",
     "bag_recorder": "robot_nodes.bag_recorder:main",
+    "lidar_detector": "robot_nodes.lidar_detector:main",
 }
 COMMANDS = {
     "bringup": "robot_nodes.bringup:main",
     "edge-demo": "robot_nodes.main_job:main",
     "record-sim": "robot_nodes.record_sim:main",
+    "train-detector": "training.train_detector:main",
+    "evaluate-detector": "evaluation.detector_report:main",
 }
 
 setup(

@@ -8,6 +8,7 @@ and uint8 intensity, one compressed .npz per episode, so thousands of scans fit 
 from __future__ import annotations
 
 import dataclasses
+import math
 import multiprocessing
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +18,7 @@ from tqdm import tqdm
 
 from perception.objects import boxes_into_frame
 from sim.controller import LaneKeepingConfig, LaneKeepingController
-from sim.scenario import ClassMix, Scenario, load_scenario
+from sim.scenario import ROAD_END_MARGIN, ClassMix, Scenario, load_scenario
 from sim.transforms import planar_pose_matrix
 from sim.world import World
 
@@ -61,7 +62,9 @@ def _random_mix(rng: np.random.Generator) -> ClassMix:
 def randomised_scenario(base: Scenario, rng: np.random.Generator) -> Scenario:
     """A variant of `base`: class mixes, parking fill, traffic and pedestrian numbers, road
     curvature, ego lane and speed, lidar noise and beam dropout all drawn at random."""
-    road = dataclasses.replace(base.road, curvature=float(rng.choice([0.0, rng.uniform(-0.002, 0.002)])))
+    # Bends of up to about 100 degrees over the whole road keep the scenario valid (at most 180).
+    max_curvature = 0.55 * math.pi / (base.road.length + 2 * ROAD_END_MARGIN)
+    road = dataclasses.replace(base.road, curvature=float(rng.choice([0.0, rng.uniform(-max_curvature, max_curvature)])))
     parked = dataclasses.replace(base.parked, fill=float(rng.uniform(0.2, 0.9)), class_mix=_random_mix(rng),
                                  gap_min=float(rng.uniform(0.4, 1.0)), gap_max=float(rng.uniform(1.2, 4.0)))
     traffic = dataclasses.replace(base.traffic, count=int(rng.integers(8, 40)), class_mix=_random_mix(rng))
