@@ -7,6 +7,7 @@ from robot_nodes.conversions.geometry import (duration_to_seconds, make_odometry
                                               stamp_to_seconds, yaw_to_quaternion)
 from robot_nodes.conversions.image import (camera_info_from_intrinsics, image_to_numpy, intrinsics_from_camera_info,
                                            numpy_to_image)
+from robot_nodes.conversions.markers import detected_objects_to_markers
 from robot_nodes.conversions.objects import (detected_objects_to_msg, ground_truth_objects_to_msg,
                                              msg_to_detected_objects, msg_to_ground_truth_objects,
                                              msg_to_predicted_objects, msg_to_tracked_objects,
@@ -16,6 +17,7 @@ from robot_nodes.conversions.pointcloud import pointcloud2_to_xyzi, xyzi_to_poin
 __all__ = [
     "MalformedMessageError",
     "camera_info_from_intrinsics", "image_to_numpy", "intrinsics_from_camera_info", "numpy_to_image",
+    "detected_objects_to_markers",
     "detected_objects_to_msg", "ground_truth_objects_to_msg", "msg_to_detected_objects",
     "msg_to_ground_truth_objects", "msg_to_predicted_objects", "msg_to_tracked_objects",
     "predicted_objects_to_msg", "tracked_objects_to_msg",
