@@ -81,6 +81,15 @@ def bag_recorder(output: str, topic_names: list[str], use_sim_time: bool = False
         parameters={"output": output, "topics": list(topic_names), "use_sim_time": use_sim_time})
 
 
+def lidar_detector(model_path: str | None = None) -> NodeSpec:
+    """The lidar detector on the contract's scans; model_path overrides the parameter file's."""
+    return NodeSpec(
+        name="lidar_detector", executable="lidar_detector", node_class="robot_nodes.lidar_detector:LidarDetectorNode",
+        remappings=(("~/input/pointcloud", topics.LIDAR_POINTS), ("~/output/objects", topics.DETECTED_OBJECTS),
+                    ("~/output/markers", topics.LIDAR_DETECTOR_MARKERS)),
+        parameters={"use_sim_time": True, **({"model_path": model_path} if model_path else {})})
+
+
 def bag_player(bag: str, rate: float = 1.0, loop: bool = False) -> NodeSpec:
     return NodeSpec(
         name="bag_player", executable="bag_player", node_class="robot_nodes.bag_player:BagPlayerNode",

@@ -9,6 +9,7 @@ TF_STATIC = "/tf_static"
 CLOCK = "/clock"
 CMD_VEL = "/cmd_vel"
 DETECTED_OBJECTS = "/perception/objects"
+LIDAR_DETECTOR_MARKERS = "/perception/lidar_detector/markers"
 TRACKED_OBJECTS = "/perception/tracks"
 PREDICTED_OBJECTS = "/prediction/objects"
 PLANNED_PATH = "/planning/path"
@@ -24,12 +25,13 @@ CONTRACT = {
     CLOCK: "rosgraph_msgs/msg/Clock",
     CMD_VEL: "geometry_msgs/msg/Twist",
     DETECTED_OBJECTS: "edge_robot_msgs/msg/DetectedObjects",
+    LIDAR_DETECTOR_MARKERS: "visualization_msgs/msg/MarkerArray",
     TRACKED_OBJECTS: "edge_robot_msgs/msg/TrackedObjects",
     PREDICTED_OBJECTS: "edge_robot_msgs/msg/PredictedObjects",
     PLANNED_PATH: "nav_msgs/msg/Path",
     GROUND_TRUTH_OBJECTS: "edge_robot_msgs/msg/GroundTruthObjects",
 }
-"""Topic → message type of every topic in the contract (markers are per node, under .../markers)."""
+"""Topic → message type of every topic in the contract (markers: one topic per node, under .../markers)."""
 
 SIMULATED_SENSOR_TOPICS = [LIDAR_POINTS, CAMERA_IMAGE, CAMERA_INFO, ODOMETRY, TF, TF_STATIC, CLOCK,
                            CMD_VEL, GROUND_TRUTH_OBJECTS]

@@ -46,6 +46,7 @@ def test_sim_world_runs_alone_with_overrides(context):
     ("sim_world", ["-p", "physics_rate:=-5.0"], "physics_rate"),
     ("bag_player", ["-p", "bag:=/no/such/bag"], "/no/such/bag"),
     ("bag_recorder", [], "output is required"),
+    ("lidar_detector", ["-p", "model_path:=/no/such/model.pt"], "/no/such/model.pt"),
 ])
 def test_start_up_failures_are_one_clear_line(executable, arguments, message):
     environment = dict(os.environ, ROS_DOMAIN_ID=str(1 + secrets.randbelow(100)))
