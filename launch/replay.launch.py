@@ -1,6 +1,7 @@
-"""Replay a rosbag2 bag onto the topic contract with /clock, for nodes running with use_sim_time.
+"""Replay a rosbag2 bag onto the topic contract with /clock, for nodes running with use_sim_time,
+and run the lidar detector on the replayed scans (the bag's own /perception/objects are then not played).
 
-ros2 launch edge_robot_runtime replay.launch.py bag:=/path/to/bag rate:=1.0 loop:=false
+ros2 launch edge_robot_runtime replay.launch.py bag:=/path/to/bag rate:=1.0 loop:=false detector:=true
 """
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, OpaqueFunction
@@ -11,11 +12,14 @@ from robot_nodes import graph
 
 
 def launch_nodes(context):
-    spec = graph.bag_player(LaunchConfiguration("bag").perform(context),
-                            rate=float(LaunchConfiguration("rate").perform(context)),
-                            loop=LaunchConfiguration("loop").perform(context).lower() == "true")
+    specs = graph.replay_graph(LaunchConfiguration("bag").perform(context),
+                               rate=float(LaunchConfiguration("rate").perform(context)),
+                               loop=LaunchConfiguration("loop").perform(context).lower() == "true",
+                               detector=LaunchConfiguration("detector").perform(context).lower() == "true",
+                               detector_model=LaunchConfiguration("detector_model").perform(context) or None)
     return [Node(package="edge_robot_runtime", executable=spec.executable, name=spec.name, output="screen",
-                 parameters=[str(spec.parameter_file), spec.parameters], remappings=list(spec.remappings))]
+                 parameters=[str(spec.parameter_file), spec.parameters], remappings=list(spec.remappings))
+            for spec in specs]
 
 
 def generate_launch_description():
@@ -23,5 +27,9 @@ def generate_launch_description():
         DeclareLaunchArgument("bag", description="bag folder to replay"),
         DeclareLaunchArgument("rate", default_value="1.0", description="replay speed factor"),
         DeclareLaunchArgument("loop", default_value="false", description="start again at the end"),
+        DeclareLaunchArgument("detector", default_value="true",
+                              description="run the lidar detector on the replayed scans"),
+        DeclareLaunchArgument("detector_model", default_value="",
+                              description="detector checkpoint (empty: config/lidar_detector.param.yaml's)"),
         OpaqueFunction(function=launch_nodes),
     ])

@@ -1,6 +1,7 @@
-"""The simulated world and the lane-keeping controller (the same nodes as `bringup`).
+"""The simulated world, the lane-keeping controller and the lidar detector (the same nodes as `bringup`).
 
 ros2 launch edge_robot_runtime sim.launch.py scenario:=config/scenarios/urban_default.yaml seed:=0
+ros2 launch edge_robot_runtime sim.launch.py detector:=false   # without the detector (no trained model yet)
 """
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, OpaqueFunction
@@ -14,10 +15,13 @@ def launch_nodes(context):
     scenario = LaunchConfiguration("scenario").perform(context)
     seed = int(LaunchConfiguration("seed").perform(context))
     real_time_factor = float(LaunchConfiguration("real_time_factor").perform(context))
+    detector = LaunchConfiguration("detector").perform(context).lower() == "true"
+    detector_model = LaunchConfiguration("detector_model").perform(context) or None
     return [
         Node(package="edge_robot_runtime", executable=spec.executable, name=spec.name, output="screen",
              parameters=[str(spec.parameter_file), spec.parameters], remappings=list(spec.remappings))
-        for spec in graph.simulation_graph(scenario, seed, real_time_factor)
+        for spec in graph.simulation_graph(scenario, seed, real_time_factor, detector=detector,
+                                           detector_model=detector_model)
     ]
 
 
@@ -28,5 +32,8 @@ def generate_launch_description():
         DeclareLaunchArgument("seed", default_value="0", description="seed of the simulated world"),
         DeclareLaunchArgument("real_time_factor", default_value="1.0",
                               description="simulated seconds per wall second (0: as fast as possible)"),
+        DeclareLaunchArgument("detector", default_value="true", description="run the lidar detector"),
+        DeclareLaunchArgument("detector_model", default_value="",
+                              description="detector checkpoint (empty: config/lidar_detector.param.yaml's)"),
         OpaqueFunction(function=launch_nodes),
     ])

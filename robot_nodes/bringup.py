@@ -7,6 +7,7 @@ import argparse
 import sys
 import threading
 import time
+from pathlib import Path
 
 import rclpy
 from rclpy.context import Context
@@ -99,6 +100,13 @@ class Bringup:
         rclpy.try_shutdown(context=self.context)
 
 
+def detector_hint(error: Exception) -> str:
+    """A pointer to --detector-model / --no-detector after a lidar_detector start-up failure."""
+    if str(error).startswith("lidar_detector:"):
+        return "\n(give a checkpoint with --detector-model PATH, or run without the detector: --no-detector)"
+    return ""
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scenario", help="scenario YAML (default: the sim_world parameter file's)")
@@ -107,16 +115,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration", type=float, default=0.0, help="stop after this many simulated s (0: run until Ctrl-C)")
     parser.add_argument("--record", metavar="BAG", help="also record the simulated topics to this bag folder")
     parser.add_argument("--executor", choices=EXECUTORS, default="per-node", help="how the nodes are spun")
+    parser.add_argument("--detector-model", metavar="PATH", type=Path,
+                        help="lidar detector checkpoint (default: config/lidar_detector.param.yaml's model_path)")
+    parser.add_argument("--no-detector", action="store_true", help="leave the lidar detector out")
     options = parser.parse_args(argv)
 
     specs = graph.simulation_graph(options.scenario, options.seed, options.real_time_factor,
-                                   wait_for_subscribers=10.0 if options.record else None)
+                                   wait_for_subscribers=10.0 if options.record else None,
+                                   detector=not options.no_detector,
+                                   detector_model=str(options.detector_model.resolve()) if options.detector_model else None)
     if options.record:
-        specs.append(graph.bag_recorder(options.record, topics.SIMULATED_SENSOR_TOPICS, use_sim_time=True))
+        recorded = topics.SIMULATED_SENSOR_TOPICS + ([] if options.no_detector else [topics.DETECTED_OBJECTS])
+        specs.append(graph.bag_recorder(options.record, recorded, use_sim_time=True))
     try:
         bringup = Bringup(specs, executor=options.executor)
     except (ParameterError, StartupError) as error:
-        print(f"bringup: {error}", file=sys.stderr)
+        print(f"bringup: {error}{detector_hint(error)}", file=sys.stderr)
         return 2
     try:
         bringup.spin_until(lambda: options.duration and bringup.sim_time > options.duration)

@@ -90,13 +90,40 @@ def lidar_detector(model_path: str | None = None) -> NodeSpec:
         parameters={"use_sim_time": True, **({"model_path": model_path} if model_path else {})})
 
 
-def bag_player(bag: str, rate: float = 1.0, loop: bool = False) -> NodeSpec:
+def bag_player(bag: str, rate: float = 1.0, loop: bool = False, topic_names: list[str] | None = None) -> NodeSpec:
+    """A player of the bag; topic_names (None or empty: every topic of the bag) selects what it plays."""
     return NodeSpec(
         name="bag_player", executable="bag_player", node_class="robot_nodes.bag_player:BagPlayerNode",
-        parameters={"bag": bag, "rate": rate, "loop": loop})
+        parameters={"bag": bag, "rate": rate, "loop": loop, **({"topics": list(topic_names)} if topic_names else {})})
+
+
+DETECTOR_OUTPUTS = (topics.DETECTED_OBJECTS, topics.LIDAR_DETECTOR_MARKERS)
+"""Topics the lidar detector publishes on the contract (a replay that runs the detector leaves them out)."""
 
 
 def simulation_graph(scenario: str | None = None, seed: int | None = None, real_time_factor: float | None = None,
-                     wait_for_subscribers: float | None = None) -> list[NodeSpec]:
-    """The simulated world and the lane-keeping controller that drives the robot in it."""
-    return [sim_world(scenario, seed, real_time_factor, wait_for_subscribers), lane_keeping_controller(scenario)]
+                     wait_for_subscribers: float | None = None, detector: bool = True,
+                     detector_model: str | None = None) -> list[NodeSpec]:
+    """The simulated world, the lane-keeping controller that drives the robot in it and (with
+    `detector`) the lidar detector on the world's scans."""
+    specs = [sim_world(scenario, seed, real_time_factor, wait_for_subscribers), lane_keeping_controller(scenario)]
+    return specs + [lidar_detector(detector_model)] if detector else specs
+
+
+def replay_graph(bag: str, rate: float = 1.0, loop: bool = False, detector: bool = True,
+                 detector_model: str | None = None) -> list[NodeSpec]:
+    """A bag player onto the topic contract with /clock and (with `detector`) the lidar detector on
+    the replayed scans. The detector's outputs recorded in the bag are then not played, so that
+    each of those topics has one publisher."""
+    if not detector:
+        return [bag_player(bag, rate, loop)]
+    from robot_nodes.bags import BagError, BagReader  # here: rosbags is needed only for a replay
+
+    played = None
+    try:
+        recorded = set(BagReader(bag).topics())
+        if recorded & set(DETECTOR_OUTPUTS):
+            played = sorted(recorded - set(DETECTOR_OUTPUTS))
+    except BagError:
+        pass  # the player itself says what is wrong with the bag
+    return [bag_player(bag, rate, loop, played), lidar_detector(detector_model)]

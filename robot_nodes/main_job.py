@@ -1,10 +1,12 @@
-"""edge-demo, the main job: run the simulated world under the lane-keeping controller over ROS,
-record every topic to a rosbag2 bag, replay the bag through a bag_player, check that nothing was
-lost, and print a summary (also written to <output>/summary.md)."""
+"""edge-demo, the main job: run the simulated world under the lane-keeping controller with the
+lidar detector over ROS, record every topic to a rosbag2 bag, replay the bag through a bag_player,
+check that nothing was lost, score the replayed detections against the simulated ground truth,
+and print a summary (also written to <output>/summary.md)."""
 from __future__ import annotations
 
 import argparse
 import collections
+import dataclasses
 import hashlib
 import math
 import sys
@@ -19,14 +21,39 @@ from rclpy.qos import QoSProfile
 from rclpy.serialization import deserialize_message
 from tqdm import tqdm
 
-from edge_robot_msgs.msg import GroundTruthObjects
+from edge_robot_msgs.msg import DetectedObjects, GroundTruthObjects
+from geometry_msgs.msg import Point, Pose, Quaternion
 from nav_msgs.msg import Odometry
+from tf2_msgs.msg import TFMessage
+
+from evaluation.detection_run import DetectionRunResult, score_detection_run
 from robot_nodes import graph, topics
 from robot_nodes.bags import BagError, BagReader, BagTopic, adapted_qos, message_class
-from robot_nodes.bringup import Bringup
-from robot_nodes.conversions import msg_to_ground_truth_objects, odometry_to_se2
+from robot_nodes.bringup import Bringup, detector_hint
+from robot_nodes.conversions import (msg_to_detected_objects, msg_to_ground_truth_objects, odometry_to_se2,
+                                     pose_to_se3)
 from robot_nodes.parameters import ParameterError
 from robot_nodes.runner import StartupError
+
+SUMMARY_TOPICS = (topics.ODOMETRY, topics.GROUND_TRUTH_OBJECTS, topics.DETECTED_OBJECTS, topics.TF_STATIC)
+"""Topics whose replayed messages are kept (raw) and decoded for the summary after the replay."""
+
+
+def stamp_ns(stamp) -> int:
+    """A builtin_interfaces/Time as integer nanoseconds (exact, for matching stamps)."""
+    return stamp.sec * 1_000_000_000 + stamp.nanosec
+
+
+@dataclass
+class DetectorRun:
+    """What the lidar detector did during the simulation."""
+
+    point_range: tuple[float, ...]
+    """Its detection volume, lidar frame."""
+    counters: dict
+    """Its DetectorCounters, as a dict."""
+    processing_times_ms: list[float]
+    """Milliseconds from a cloud's arrival to its objects going out, per processed cloud."""
 
 
 @dataclass
@@ -38,16 +65,44 @@ class ReplayTally:
     digests: dict = field(default_factory=lambda: collections.defaultdict(hashlib.sha256))
     """Running sha256 over each topic's raw messages, in arrival order."""
     raw_for_summary: dict = field(default_factory=lambda: collections.defaultdict(list))
-    """Raw odometry and ground-truth messages, decoded for the summary after the replay."""
+    """Raw messages of the SUMMARY_TOPICS, decoded for the summary after the replay."""
+
+    def _decoded(self, topic: str, message_type: type) -> list:
+        return [deserialize_message(raw, message_type) for raw in self.raw_for_summary[topic]]
 
     def odometry(self) -> list[tuple[float, float, float, float, float]]:
         """(x, y, yaw, speed, yaw_rate) per odometry message."""
-        return [odometry_to_se2(deserialize_message(raw, Odometry)) for raw in self.raw_for_summary[topics.ODOMETRY]]
+        return [odometry_to_se2(message) for message in self._decoded(topics.ODOMETRY, Odometry)]
+
+    def stamped_poses(self) -> list[tuple[int, float, float, float]]:
+        """(stamp_ns, x, y, yaw) of base_link per odometry message."""
+        return [(stamp_ns(message.header.stamp), *odometry_to_se2(message)[:3])
+                for message in self._decoded(topics.ODOMETRY, Odometry)]
 
     def ground_truth(self) -> list[list]:
         """The ground-truth objects of each message."""
-        return [msg_to_ground_truth_objects(deserialize_message(raw, GroundTruthObjects))
-                for raw in self.raw_for_summary[topics.GROUND_TRUTH_OBJECTS]]
+        return [objects for _, objects in self.stamped_ground_truth()]
+
+    def stamped_ground_truth(self) -> list[tuple[int, list]]:
+        """(stamp_ns, objects in map) per ground-truth message."""
+        return [(stamp_ns(message.header.stamp), msg_to_ground_truth_objects(message))
+                for message in self._decoded(topics.GROUND_TRUTH_OBJECTS, GroundTruthObjects)]
+
+    def stamped_detections(self) -> tuple[list[tuple[int, list]], str | None]:
+        """(stamp_ns, objects) per detections message, and the frame they are in (None without any)."""
+        messages = self._decoded(topics.DETECTED_OBJECTS, DetectedObjects)
+        frame = messages[0].header.frame_id if messages else None
+        return [(stamp_ns(message.header.stamp), msg_to_detected_objects(message)) for message in messages], frame
+
+    def static_transform(self, parent: str, child: str) -> np.ndarray | None:
+        """The 4x4 pose of `child` in `parent` from the replayed /tf_static, or None."""
+        for message in self._decoded(topics.TF_STATIC, TFMessage):
+            for transform in message.transforms:
+                if transform.header.frame_id == parent and transform.child_frame_id == child:
+                    t, q = transform.transform.translation, transform.transform.rotation
+                    return pose_to_se3(Pose(position=Point(x=t.x, y=t.y, z=t.z),
+                                            orientation=Quaternion(x=q.x, y=q.y, z=q.z, w=q.w)))
+        return None
 
 
 class ReplayMonitor(Node):
@@ -66,17 +121,22 @@ class ReplayMonitor(Node):
         # Only cheap work here: a slow callback makes the player's bounded queues drop messages.
         self.tally.counts[topic] += 1
         self.tally.digests[topic].update(raw)
-        if topic in (topics.ODOMETRY, topics.GROUND_TRUTH_OBJECTS):
+        if topic in SUMMARY_TOPICS:
             self.tally.raw_for_summary[topic].append(raw)
 
 
 def simulate_and_record(bag: Path, duration: float, scenario: str | None, seed: int | None,
-                        real_time_factor: float) -> tuple[collections.Counter, float]:
-    """Run the simulation graph plus a recorder; returns sim_world's published counts and wall seconds."""
+                        real_time_factor: float, detector: bool = True, detector_model: str | None = None
+                        ) -> tuple[collections.Counter, float, DetectorRun | None]:
+    """Run the simulation graph plus a recorder; returns the published counts (sim_world's, and the
+    detector's objects), wall seconds and what the detector did (None without it)."""
     # The world waits for the recorder's subscriptions so the bag starts with the first step.
-    specs = graph.simulation_graph(scenario, seed, real_time_factor, wait_for_subscribers=10.0)
-    specs.append(graph.bag_recorder(str(bag), topics.SIMULATED_SENSOR_TOPICS, use_sim_time=True))
+    specs = graph.simulation_graph(scenario, seed, real_time_factor, wait_for_subscribers=10.0, detector=detector,
+                                   detector_model=detector_model)
+    recorded = topics.SIMULATED_SENSOR_TOPICS + ([topics.DETECTED_OBJECTS] if detector else [])
+    specs.append(graph.bag_recorder(str(bag), recorded, use_sim_time=True))
     bringup = Bringup(specs)
+    detector_run, node = None, None
     started = time.perf_counter()
     with tqdm(total=duration, desc="simulating + recording", unit="sim s", bar_format="{l_bar}{bar}| {n:.1f}/{total:.0f} sim s") as bar:
         def done() -> bool:
@@ -85,9 +145,14 @@ def simulate_and_record(bag: Path, duration: float, scenario: str | None, seed: 
         try:
             bringup.spin_until(done)
             published = collections.Counter(bringup.node("sim_world").published)
+            node = bringup.node("lidar_detector") if detector else None
         finally:
-            bringup.shutdown()
-    return published, time.perf_counter() - started
+            bringup.shutdown()  # lets a detection in progress finish (and publish: counted, not recorded)
+    if node is not None:
+        published[topics.DETECTED_OBJECTS] = node.counters.processed
+        detector_run = DetectorRun(tuple(node.point_range), dataclasses.asdict(node.counters),
+                                   list(node.processing_times_ms))
+    return published, time.perf_counter() - started, detector_run
 
 
 def replay(bag: Path, rate: float) -> tuple[ReplayTally, float]:
@@ -125,9 +190,44 @@ def bag_digests(bag: Path) -> tuple[collections.Counter, dict]:
     return counts, digests
 
 
+def detection_markdown(tally: ReplayTally, run: DetectorRun, recorded: int) -> list[str]:
+    """The detector's frame counts, processing time and AP on the replayed run (summary lines);
+    `recorded`: detections messages in the bag."""
+    counts = run.counters
+    lines = ["", "## Lidar detection", "",
+             f"- clouds: {counts['received']} received, {counts['processed']} processed, "
+             f"{counts['dropped_frames']} dropped (detector busy), {counts['rejected']} rejected, "
+             f"{counts['failed_frames']} failed; {counts['nan_points_dropped']} non-finite points dropped, "
+             f"{counts['subsampled_frames']} clouds subsampled"]
+    if counts["processed"] > recorded:
+        lines.append(f"- {counts['processed'] - recorded} detections message(s) went out while the run shut down, "
+                     "after the recorder had stopped: not in the bag")
+    times = np.array(run.processing_times_ms)
+    if len(times):
+        lines.append(f"- processing time (cloud in → objects out): median {np.median(times):.0f} ms, "
+                     f"90th percentile {np.percentile(times, 90):.0f} ms, max {times.max():.0f} ms")
+    detections, frame = tally.stamped_detections()
+    poses = tally.stamped_poses()
+    base_frame = deserialize_message(tally.raw_for_summary[topics.ODOMETRY][0], Odometry).child_frame_id \
+        if poses else "base_link"
+    mount = tally.static_transform(base_frame, frame) if frame else None
+    if not detections or mount is None:
+        why = "no detections in the bag" if not detections else f"no {base_frame} → {frame} transform on /tf_static"
+        return lines + [f"- AP not scored: {why}"]
+    result: DetectionRunResult = score_detection_run(detections, tally.stamped_ground_truth(), poses, mount,
+                                                     run.point_range)
+    skipped = result.frames_without_truth + result.frames_without_pose
+    lines += [f"- AP (%) on the {result.frames_scored} processed scans"
+              + (f" ({skipped} more without ground truth or pose, not scored)" if skipped else "")
+              + f": 40 recall points, IoU 0.7 car and truck_bus, 0.5 pedestrian and cyclist; ground truth in the "
+              f"point range {[round(value, 2) for value in run.point_range]} with at least "
+              f"{result.bev.config.min_points} lidar points", "", result.to_markdown()]
+    return lines
+
+
 def summary_markdown(bag: Path, duration: float, record_wall: float, replay_wall: float,
                      recorded: collections.Counter, recorded_digests: dict, tally: ReplayTally,
-                     published: collections.Counter) -> str:
+                     published: collections.Counter, detector_run: DetectorRun | None = None) -> str:
     lines = [f"# edge-demo summary ({datetime.now(timezone.utc):%Y-%m-%d %H:%M UTC})", "",
              f"- bag: `{bag}` ({sum(recorded.values())} messages, {duration:.1f} simulated s)",
              f"- simulation + recording: {record_wall:.1f} wall s ({duration / record_wall:.2f}x real time)",
@@ -152,6 +252,8 @@ def summary_markdown(bag: Path, duration: float, record_wall: float, replay_wall
         per_scan = {name: count / len(scans) for name, count in sorted(visible.items())}
         lines.append(f"- ground truth: {np.mean([len(objects) for objects in scans]):.1f} objects per scan; "
                      "seen by the lidar per scan: " + ", ".join(f"{name} {value:.1f}" for name, value in per_scan.items()))
+    if detector_run is not None:
+        lines += detection_markdown(tally, detector_run, recorded[topics.DETECTED_OBJECTS])
     return "\n".join(lines) + "\n"
 
 
@@ -164,6 +266,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="simulated s per wall s while recording; 0 = as fast as possible (default 1)")
     parser.add_argument("--replay-rate", type=float, default=4.0, help="replay speed factor (default 4)")
     parser.add_argument("--output", type=Path, default=Path("out/demo"), help="folder for the run (default out/demo)")
+    parser.add_argument("--detector-model", metavar="PATH", type=Path,
+                        help="lidar detector checkpoint (default: config/lidar_detector.param.yaml's model_path, "
+                             "models/lidar_detector.pt)")
+    parser.add_argument("--no-detector", action="store_true", help="run without the lidar detector")
     options = parser.parse_args(argv)
     if not (options.duration > 0 and math.isfinite(options.duration)):
         parser.error("--duration must be a positive number of seconds")
@@ -172,15 +278,17 @@ def main(argv: list[str] | None = None) -> int:
     run_dir.mkdir(parents=True)
     bag = run_dir / "sim_bag"
     try:
-        published, record_wall = simulate_and_record(bag, options.duration, options.scenario, options.seed,
-                                          options.real_time_factor)
+        published, record_wall, detector_run = simulate_and_record(
+            bag, options.duration, options.scenario, options.seed, options.real_time_factor,
+            detector=not options.no_detector,
+            detector_model=str(options.detector_model.resolve()) if options.detector_model else None)
         recorded, recorded_digests = bag_digests(bag)
         tally, replay_wall = replay(bag, options.replay_rate)
     except (ParameterError, StartupError, BagError) as error:
-        print(f"edge-demo: {error}", file=sys.stderr)
+        print(f"edge-demo: {error}{detector_hint(error)}", file=sys.stderr)
         return 2
     summary = summary_markdown(bag, options.duration, record_wall, replay_wall, recorded, recorded_digests, tally,
-                               published)
+                               published, detector_run)
     (run_dir / "summary.md").write_text(summary)
     print(summary)
     print(f"summary written to {run_dir / 'summary.md'}")

@@ -8,10 +8,13 @@ import re
 from pathlib import Path
 
 import pytest
+import torch
 
+from perception.detection import CenterPointNet, DetectorConfig, save_checkpoint
 from robot_nodes import graph, main_job, topics
-from robot_nodes.bags import BagReader
+from robot_nodes.bags import BagReader, BagWriter
 from robot_nodes.lane_keeping_controller import LaneKeepingNodeConfig
+from robot_nodes.lidar_detector import LidarDetectorConfig
 from robot_nodes.parameters import config_from_parameter_file
 from robot_nodes.record_sim import drive, record_simulation
 from robot_nodes.sim_messages import SimWorldConfig
@@ -45,10 +48,33 @@ def test_every_node_spec_names_real_things(spec):
 
 
 @pytest.mark.parametrize("node_name, config_cls", [("sim_world", SimWorldConfig),
-                                                    ("lane_keeping_controller", LaneKeepingNodeConfig)])
+                                                    ("lane_keeping_controller", LaneKeepingNodeConfig),
+                                                    ("lidar_detector", LidarDetectorConfig)])
 def test_parameter_files_match_the_configs(node_name, config_cls):
     # Unknown keys or out-of-range values in the file would raise here.
     config_from_parameter_file(config_cls, REPO / "config" / f"{node_name}.param.yaml", node_name)
+
+
+def test_the_simulation_runs_the_detector_and_a_replay_with_it_leaves_the_recorded_detections_out(tmp_path):
+    assert [spec.name for spec in graph.simulation_graph()] == ["sim_world", "lane_keeping_controller", "lidar_detector"]
+    assert [spec.name for spec in graph.simulation_graph(detector=False)] == ["sim_world", "lane_keeping_controller"]
+    detector = graph.simulation_graph(detector_model="/some/model.pt")[-1]
+    assert dict(detector.remappings)["~/input/pointcloud"] == topics.LIDAR_POINTS
+    assert dict(detector.remappings)["~/output/objects"] == topics.DETECTED_OBJECTS
+    assert detector.parameters == {"use_sim_time": True, "model_path": "/some/model.pt"}
+
+    sim_config = config_from_parameter_file(SimWorldConfig, REPO / "config" / "sim_world.param.yaml", "sim_world",
+                                            {"camera_rate": 0.0})
+    bag = record_simulation(tmp_path / "bag", 0.2, sim_config, LaneKeepingNodeConfig(), progress=False).bag
+    player, detector = graph.replay_graph(str(bag))
+    assert "topics" not in player.parameters and detector.name == "lidar_detector"  # no detections recorded
+    assert graph.replay_graph(str(bag), detector=False) == [graph.bag_player(str(bag))]
+    with_detections = tmp_path / "with_detections"
+    with BagWriter(with_detections) as writer:
+        for topic in (topics.LIDAR_POINTS, topics.DETECTED_OBJECTS):
+            writer.add_topic(topic, topics.CONTRACT[topic])
+    player, _ = graph.replay_graph(str(with_detections))
+    assert player.parameters["topics"] == [topics.LIDAR_POINTS]
 
 
 @pytest.mark.parametrize("launch_file", sorted((REPO / "launch").glob("*.launch.py")), ids=lambda path: path.name)
@@ -92,11 +118,24 @@ def test_record_sim_writes_the_contract_deterministically(tmp_path):
 
 
 def test_main_job_records_replays_and_loses_nothing(tmp_path, capsys):
+    torch.manual_seed(0)
+    model = tmp_path / "untrained.pt"  # the plumbing, not the trained weights
+    save_checkpoint(model, CenterPointNet(DetectorConfig()))
     exit_code = main_job.main(["--duration", "1.0", "--real-time-factor", "0", "--replay-rate", "2",
-                               "--output", str(tmp_path)])
-    summary = next(tmp_path.glob("*/summary.md")).read_text()
+                               "--output", str(tmp_path / "runs"), "--detector-model", str(model)])
+    summary = next(tmp_path.glob("runs/*/summary.md")).read_text()
     assert exit_code == 0, summary
     assert "messages lost in replay: 0" in summary, summary
     assert "| NO |" not in summary, summary
     published, recorded = map(int, re.search(r"\| `/sensing/lidar/points` \| (\d+) \| (\d+) \|", summary).groups())
     assert published == recorded >= 10  # the world waited for the recorder: every scan is in the bag
+    assert re.search(r"\| `/perception/objects` \| \d+ \| [1-9]\d* \|", summary), summary
+    assert "## Lidar detection" in summary and "processing time" in summary, summary
+    assert "| class | GT | detections | AP BEV | AP 3D |" in summary and "| truck_bus |" in summary, summary
+
+
+def test_main_job_without_a_model_says_which_file_and_what_to_do(tmp_path, capsys):
+    missing = tmp_path / "missing.pt"
+    assert main_job.main(["--duration", "1.0", "--output", str(tmp_path), "--detector-model", str(missing)]) == 2
+    error = capsys.readouterr().err
+    assert str(missing) in error and "--no-detector" in error
