@@ -73,6 +73,8 @@ def load_samples(paths: list[Path]) -> list[SceneSample]:
 
 
 def train(options: argparse.Namespace) -> Path:
+    if options.threads:
+        torch.set_num_threads(options.threads)
     random.seed(options.seed)
     np.random.seed(options.seed)
     torch.manual_seed(options.seed)
@@ -162,6 +164,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--checkpoint-every", type=int, default=100)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="auto", help="cpu, cuda or auto (default)")
+    parser.add_argument("--threads", type=int, default=0,
+                        help="torch CPU threads (default: torch's choice). 1 is faster on a shared machine: with a "
+                             "busy core, spconv's many short parallel regions wait for the preempted thread")
     options = parser.parse_args(argv)
     if options.episodes > len(TRAIN_SEEDS):
         parser.error(f"--episodes: at most {len(TRAIN_SEEDS)}")

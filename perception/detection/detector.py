@@ -15,6 +15,7 @@ import torch
 from perception.detection.config import CLASS_MEMBERS, DetectorConfig
 from perception.detection.decode import decode_boxes
 from perception.detection.network import CenterPointNet
+from perception.detection.onnx_dense import OnnxDenseNetwork
 from perception.detection.voxelizer import PreparedPoints, Voxelizer, prepare_points
 from perception.objects import Box3D, DetectedObject
 
@@ -104,6 +105,9 @@ class DetectorOptions:
     """Seed of the subsampling generator (repeatable results)."""
     decode_overrides: dict[str, Any] = field(default_factory=dict)
     """DecodeConfig fields to change (e.g. score_threshold)."""
+    dense_runtime: str = "auto"
+    """Runtime of the neck and head: 'onnxruntime' (CPU only), 'torch', or 'auto' (onnxruntime on
+    CPU, where it is about 2.5x faster, torch on CUDA)."""
 
 
 class LidarDetector:
@@ -117,6 +121,18 @@ class LidarDetector:
         self.config = config
         self.model = model.to(self.device).eval()
         self.voxelizer = Voxelizer(config.voxel, self.device)
+        runtime = self.options.dense_runtime
+        if runtime == "auto":
+            runtime = "onnxruntime" if self.device.type == "cpu" else "torch"
+        if runtime == "onnxruntime" and self.device.type != "cpu":
+            raise ValueError(f"dense_runtime 'onnxruntime' runs on the CPU only, but the device is {self.device}")
+        if runtime not in ("onnxruntime", "torch"):
+            raise ValueError(f"dense_runtime {runtime!r}: must be 'onnxruntime', 'torch' or 'auto'")
+        rows, columns = config.heatmap_shape
+        self.dense = (OnnxDenseNetwork(self.model.dense, self.model.backbone.out_channels, rows, columns,
+                                       torch.get_num_threads())
+                      if runtime == "onnxruntime" else self.model.dense)
+        self.dense_runtime = runtime
         self._labels = [CLASS_MEMBERS[name][0] for name in config.classes]
         self._rng = np.random.default_rng(self.options.seed)
         self.metadata: dict[str, Any] = {}
@@ -156,7 +172,7 @@ class LidarDetector:
         self._synchronize()
         timings["backbone"] = time.perf_counter() - stage
         stage = time.perf_counter()
-        heatmap, regression = self.model.dense(bev)
+        heatmap, regression = self.dense(bev)
         self._synchronize()
         timings["head"] = time.perf_counter() - stage
         stage = time.perf_counter()

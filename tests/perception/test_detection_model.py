@@ -230,3 +230,20 @@ def test_class_index_merges_vans_into_cars():
     index = DetectorConfig().class_index()
     assert index[ObjectClass.VAN] == index[ObjectClass.CAR] == 0
     assert index[ObjectClass.BUS] == index[ObjectClass.TRUCK] == 1
+
+
+def test_onnxruntime_and_torch_dense_networks_agree(untrained_checkpoint):
+    points = scan_points(np.random.default_rng(2))
+    detectors = [LidarDetector.from_checkpoint(untrained_checkpoint, DetectorOptions(device="cpu", dense_runtime=runtime))
+                 for runtime in ("onnxruntime", "torch")]
+    assert [detector.dense_runtime for detector in detectors] == ["onnxruntime", "torch"]
+    voxels = detectors[0].voxelizer([points])
+    with torch.no_grad():
+        bev = detectors[0].model.sparse_features(voxels.features, voxels.num_points, voxels.coordinates, 1)
+        for a, b in zip(detectors[0].dense(bev), detectors[1].dense(bev)):
+            torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)
+
+
+def test_unknown_dense_runtime_is_refused():
+    with pytest.raises(ValueError, match="dense_runtime"):
+        LidarDetector(CenterPointNet(DetectorConfig()), DetectorOptions(device="cpu", dense_runtime="tensorrt"))
