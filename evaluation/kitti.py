@@ -239,7 +239,8 @@ def read_mmdet3d_info(path: Path) -> tuple[KittiCalibration, list[KittiObject]]:
                                        tr_velo_to_cam=np.array(frame["lidar_points"]["Tr_velo_to_cam"],
                                                                dtype=np.float64)[:3, :4])
     except (json.JSONDecodeError, KeyError, TypeError, ValueError) as error:
-        raise KittiFormatError(f"{path}: not an mmdetection3d KITTI info file ({type(error).__name__}: {error})") from None
+        raise KittiFormatError(f"{path}: not an mmdetection3d KITTI info file "
+                               f"({type(error).__name__}: {error})") from None
     objects = []
     for number, instance in enumerate(frame.get("instances", [])):
         try:
