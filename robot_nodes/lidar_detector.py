@@ -11,7 +11,6 @@ waiting is counted in `counters.dropped_frames`, and drops are logged (throttled
 from __future__ import annotations
 
 import collections
-import dataclasses
 import math
 import threading
 import time
@@ -25,7 +24,7 @@ from std_msgs.msg import Float64, Header
 from visualization_msgs.msg import MarkerArray
 
 from edge_robot_msgs.msg import DetectedObjects
-from perception.detection import CenterPointNet, DetectorOptions, LidarDetector, ModelFileError, load_checkpoint
+from perception.detection import DetectorOptions, LidarDetector, ModelFileError
 from robot_nodes.conversions import (MalformedMessageError, detected_objects_to_markers, detected_objects_to_msg,
                                      pointcloud2_to_xyzi)
 from robot_nodes.input_guard import InputGuard
@@ -115,31 +114,6 @@ class _Frame:
     """time.perf_counter() when the cloud arrived."""
 
 
-def load_detector(path, options: DetectorOptions, point_range: list[float] | tuple = ()) -> LidarDetector:
-    """The checkpoint's detector, with its detection volume set to `point_range` if one is given.
-
-    Raises ModelFileError for a missing, damaged or incompatible file and ValueError for a device
-    or point range the model cannot run with.
-    """
-    if not point_range:
-        return LidarDetector.from_checkpoint(path, options)
-    config, state, metadata = load_checkpoint(path)
-    model_range = config.voxel.point_range
-    if (point_range[2], point_range[5]) != (model_range[2], model_range[5]):
-        raise ValueError(f"point_range: z_min, z_max must be the model's ({model_range[2]:g}, {model_range[5]:g}), "
-                         f"got ({point_range[2]:g}, {point_range[5]:g}); only x and y can change")
-    config.voxel = dataclasses.replace(config.voxel, point_range=tuple(point_range))  # checks the voxel grid
-    model = CenterPointNet(config)  # the same weights fit: the network is convolutional in x and y
-    try:
-        model.load_state_dict(state)
-    except RuntimeError as error:
-        raise ModelFileError(f"detector model {path}: weights do not fit its config "
-                             f"({str(error).splitlines()[0]}); train a new one with `train-detector`") from None
-    detector = LidarDetector(model, options)
-    detector.metadata = metadata
-    return detector
-
-
 class LidarDetectorNode(Node):
     def __init__(self, **node_options) -> None:
         super().__init__("lidar_detector", **node_options)
@@ -152,7 +126,7 @@ class LidarDetectorNode(Node):
         options = DetectorOptions(device=self.config.device, max_points=self.config.max_points,
                                   decode_overrides={"score_threshold": self.config.score_threshold})
         try:
-            self.detector = load_detector(path, options, self.config.point_range)
+            self.detector = LidarDetector.from_checkpoint(path, options, self.config.point_range)
         except ModelFileError as error:
             raise StartupError(f"lidar_detector: {error} (parameter model_path)") from None
         except ValueError as error:

@@ -6,6 +6,7 @@ import dataclasses
 import hashlib
 import time
 from dataclasses import dataclass, field
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -81,9 +82,9 @@ def load_checkpoint(path: Path) -> tuple[DetectorConfig, dict[str, torch.Tensor]
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises many types (pickle, zip, runtime) for a damaged file
-        raise ModelFileError(f"detector model {path}: cannot be read ({type(error).__name__}: "
-                             f"{str(error).splitlines()[0] if str(error) else ''}); the file is damaged or "
-                             f"not a detector checkpoint; {fix}") from None
+        # torch's own text suggests weights_only=False, which would run code from the file: not said.
+        raise ModelFileError(f"detector model {path}: cannot be read ({type(error).__name__}); the file is "
+                             f"damaged, truncated or not a detector checkpoint; {fix}") from None
     if not isinstance(checkpoint, dict) or checkpoint.get("format") != CHECKPOINT_FORMAT:
         raise ModelFileError(f"detector model {path}: not a {CHECKPOINT_FORMAT} checkpoint; {fix}")
     try:
@@ -138,8 +139,20 @@ class LidarDetector:
         self.metadata: dict[str, Any] = {}
 
     @classmethod
-    def from_checkpoint(cls, path: str | Path, options: DetectorOptions | None = None) -> LidarDetector:
+    def from_checkpoint(cls, path: str | Path, options: DetectorOptions | None = None,
+                        point_range: Sequence[float] | None = None) -> LidarDetector:
+        """The checkpoint's detector. `point_range` (x_min, y_min, z_min, x_max, y_max, z_max) changes
+        the detection volume's x and y extents, which the convolutional network allows; z_min and
+        z_max must stay the model's, since its height layers are part of the weights. Raises
+        ModelFileError for the file, ValueError for a volume or device the model cannot run with."""
         config, state, metadata = load_checkpoint(Path(path))
+        if point_range:
+            model_range = config.voxel.point_range
+            if (point_range[2], point_range[5]) != (model_range[2], model_range[5]):
+                raise ValueError(f"point_range: z_min, z_max must be the model's ({model_range[2]:g}, "
+                                 f"{model_range[5]:g}), got ({point_range[2]:g}, {point_range[5]:g}); "
+                                 "only x and y can change")
+            config.voxel = dataclasses.replace(config.voxel, point_range=tuple(point_range))
         model = CenterPointNet(config)
         try:
             model.load_state_dict(state)

@@ -4,13 +4,12 @@ import math
 import numpy as np
 import pytest
 import torch
-from torch import nn
 
 from perception.detection import (BACKBONES, CenterPointNet, DetectorConfig, DetectorOptions, LidarDetector,
                                   ModelFileError, VoxelConfig, load_checkpoint, register_backbone, save_checkpoint)
 from perception.detection.decode import decode_boxes, rotated_nms
 from perception.detection.network import LeanSparseBackbone
-from perception.detection.targets import Targets, batch_targets, detection_loss, scan_targets
+from perception.detection.targets import batch_targets, detection_loss, scan_targets
 from perception.detection.voxelizer import Voxelizer, prepare_points
 from perception.objects import ObjectClass, boxes_into_frame
 
