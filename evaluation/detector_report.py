@@ -37,9 +37,10 @@ from tqdm import tqdm
 
 from evaluation.detection_metrics import (DetectionEvalConfig, DetectionEvalResult, _band_label, _greedy_match,
                                           evaluate_detections)
+from evaluation.detection_run import DEFAULT_MIN_POINTS, inside_point_range
 from evaluation.kitti import LABELLED_FRAMES, KittiFrame, KittiObject, load_labelled_frame, read_velodyne, \
     unlabelled_scan_paths
-from perception.box_iou import bev_iou_matrix, boxes_to_array, iou_3d_matrix
+from perception.box_iou import bev_iou_matrix, iou_3d_matrix
 from perception.detection import DetectorOptions, LidarDetector, load_checkpoint
 from perception.detection.detector import file_sha256
 from perception.objects import Box3D, DetectedObject, GroundTruthObject, ObjectClass
@@ -82,7 +83,7 @@ class ReportConfig:
     """Simulated seconds between the scans of an episode (as in training)."""
     workers: int = 2
     """Processes that simulate test episodes."""
-    min_points: int = 5
+    min_points: int = DEFAULT_MIN_POINTS
     """Simulated ground truth with fewer lidar returns is ignored (neither hit nor miss)."""
     ap_score_threshold: float = 0.05
     """Score threshold while scoring AP (lower than the published one, so the PR curve is complete)."""
@@ -132,12 +133,6 @@ def class_group(label: ObjectClass | None) -> str | None:
     return next((name for name, members in CLASS_GROUPS.items() if label in members), None)
 
 
-def inside_volume(boxes: np.ndarray, point_range: Sequence[float]) -> np.ndarray:
-    """Mask of boxes (N, 7) whose centre lies in [min, max) of a detection volume (x, y, z min, then max)."""
-    low, high = np.asarray(point_range[:3]), np.asarray(point_range[3:])
-    return np.all((boxes[:, :3] >= low) & (boxes[:, :3] < high), axis=1)
-
-
 def _finite(value: float) -> float | None:
     """JSON has no NaN: missing values become null."""
     return None if value is None or not math.isfinite(value) else float(value)
@@ -185,13 +180,11 @@ def evaluate_simulated(detector: LidarDetector, config: ReportConfig, progress: 
             started = time.perf_counter()
             detections = detector.detect(sample.points).objects
             times.append(1e3 * (time.perf_counter() - started))
-            keep = inside_volume(sample.boxes, point_range)
             truth = [GroundTruthObject(object_id=index, label=ObjectClass(int(label)),
                                        box=Box3D(box[:3], box[3:6], box[6]), velocity=np.zeros(2),
                                        num_lidar_points=int(points))
-                     for index, (box, label, points) in enumerate(zip(sample.boxes[keep], sample.labels[keep],
-                                                                      sample.num_points[keep]))]
-            frames.append((detections, truth))
+                     for index, (box, label, points) in enumerate(zip(sample.boxes, sample.labels, sample.num_points))]
+            frames.append((detections, inside_point_range(truth, point_range)))
             bar.update(1)
     bar.close()
     results = {metric: evaluate_detections(frames, DetectionEvalConfig(metric=metric, min_points=config.min_points))
@@ -369,7 +362,7 @@ def match_kitti_objects(frame_id: str, objects: Sequence[KittiObject], detection
                 if index in detected or best_bev > 0.0:
                     center_error = float(np.linalg.norm(chosen.box.center[:2] - obj.box.center[:2]))
                     score = chosen.score
-        in_range = None if obj.box is None else bool(inside_volume(boxes_to_array([obj.box]), point_range)[0])
+        in_range = None if obj.box is None else bool(inside_point_range([obj], point_range))
         rows.append(KittiObjectRow(frame=frame_id, kitti_type=obj.kitti_type, evaluated_as=group, distance=obj.distance,
                                    occluded=obj.occluded, truncated=obj.truncated, points=obj.num_lidar_points,
                                    in_range=in_range, detected=(index in detected) if group else None,
