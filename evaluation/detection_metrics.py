@@ -137,14 +137,14 @@ class DetectionEvalResult:
                  "| Class | Range (m) | AP | GT | TP | FP | Centre err (m) | Yaw err (rad) | Yaw err folded (rad) |",
                  "|---|---|---|---|---|---|---|---|---|"]
         for result in self.results:
-            lines.append(f"| {result.class_name} | {_band_label(result.band)} | {result.average_precision:.4f} "
+            lines.append(f"| {result.class_name} | {band_label(result.band)} | {result.average_precision:.4f} "
                          f"| {result.num_ground_truth} | {result.true_positives} | {result.false_positives} "
                          f"| {result.mean_center_error:.3f} | {result.mean_yaw_error:.3f} "
                          f"| {result.mean_yaw_error_folded:.3f} |")
         return "\n".join(lines)
 
 
-def _band_label(band: tuple[float, float] | None) -> str:
+def band_label(band: tuple[float, float] | None) -> str:
     if band is None:
         return "all"
     low, high = band
@@ -179,7 +179,7 @@ def _wrapped_angle_error(yaw_a: np.ndarray, yaw_b: np.ndarray) -> np.ndarray:
     return np.abs(np.arctan2(np.sin(difference), np.cos(difference)))
 
 
-def _greedy_match(iou: np.ndarray, threshold: float, gt_ignored: np.ndarray,
+def greedy_match(iou: np.ndarray, threshold: float, gt_ignored: np.ndarray,
                   detection_in_band: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Match detections (rows of iou, already in descending score order) to ground truth (columns).
 
@@ -264,7 +264,7 @@ def evaluate_detections(frames: Sequence[tuple[Sequence[Any], Sequence[Any]]],
             iou = iou_function(detection_boxes, truth_boxes)
             for band, tally in tallies.items():
                 gt_ignored = too_few_points | ~_in_band(truth_boxes, band)
-                counted, matched = _greedy_match(iou, config.iou_thresholds[class_name], gt_ignored,
+                counted, matched = greedy_match(iou, config.iou_thresholds[class_name], gt_ignored,
                                                  _in_band(detection_boxes, band))
                 hit = matched[counted] >= 0
                 pairs = np.flatnonzero(matched >= 0)

@@ -35,7 +35,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from tqdm import tqdm
 
-from evaluation.detection_metrics import (DetectionEvalConfig, DetectionEvalResult, _band_label, _greedy_match,
+from evaluation.detection_metrics import (DetectionEvalConfig, DetectionEvalResult, band_label, greedy_match,
                                           evaluate_detections)
 from evaluation.detection_run import DEFAULT_MIN_POINTS, inside_point_range
 from evaluation.kitti import LABELLED_FRAMES, KittiFrame, KittiObject, load_labelled_frame, read_velodyne, \
@@ -201,7 +201,7 @@ def plot_precision_recall(evaluation: SimulatedEvaluation, path: Path, class_nam
             scores = result.get(class_name, band)
             if scores.num_ground_truth:
                 axes.plot(scores.recall, scores.precision, drawstyle="steps-post",
-                          label=f"{'all ranges' if band is None else _band_label(band) + ' m'}: "
+                          label=f"{'all ranges' if band is None else band_label(band) + ' m'}: "
                                 f"AP {scores.average_precision:.3f} ({scores.num_ground_truth} GT)")
         threshold = result.config.iou_thresholds[class_name]
         axes.set(xlim=(0, 1), ylim=(0, 1.02), xlabel="recall", ylabel="precision",
@@ -216,7 +216,7 @@ def plot_precision_recall(evaluation: SimulatedEvaluation, path: Path, class_nam
 
 
 def _class_result_json(result: DetectionEvalResult) -> dict[str, dict[str, dict[str, Any]]]:
-    return {name: {_band_label(entry.band): {
+    return {name: {band_label(entry.band): {
         "ap": _finite(entry.average_precision), "ground_truth": entry.num_ground_truth,
         "true_positives": entry.true_positives, "false_positives": entry.false_positives,
         "mean_center_error_m": _finite(entry.mean_center_error), "mean_yaw_error_rad": _finite(entry.mean_yaw_error),
@@ -232,7 +232,7 @@ def simulated_json(evaluation: SimulatedEvaluation, config: ReportConfig) -> dic
         "ground_truth_rule": config.ground_truth_rule,
         "iou_thresholds": evaluation.results["bev"].config.iou_thresholds,
         "average_precision": {metric: _class_result_json(result) for metric, result in evaluation.results.items()},
-        "mean_average_precision": {metric: {_band_label(band): _finite(result.mean_average_precision(band))
+        "mean_average_precision": {metric: {band_label(band): _finite(result.mean_average_precision(band))
                                             for band in bands} for metric, result in evaluation.results.items()},
         "detection_ms": {"mean": _finite(float(np.mean(evaluation.detection_ms))),
                          "median": _finite(float(np.median(evaluation.detection_ms)))},
@@ -254,7 +254,7 @@ def simulated_markdown(evaluation: SimulatedEvaluation, config: ReportConfig, pl
     rows.append(["**mean**", ""] + [_format(evaluation.results[metric].mean_average_precision(band), 3)
                                     for metric in METRICS for band in bands] + ["", "", ""])
     headers = (["class", "GT (all)"]
-               + [f"{metric.upper()} AP {_band_label(band)}" for metric in METRICS for band in bands]
+               + [f"{metric.upper()} AP {band_label(band)}" for metric in METRICS for band in bands]
                + ["centre err (m)", "yaw err (rad)", "yaw err folded (rad)"])
     first, stop = config.test_seeds
     iou = ", ".join(f"{name} {value:g}" for name, value in bev.config.iou_thresholds.items())
@@ -346,7 +346,7 @@ def match_kitti_objects(frame_id: str, objects: Sequence[KittiObject], detection
         if not truths or not candidates:
             continue
         iou = bev_iou_matrix([detections[index].box for index in candidates], [objects[index].box for index in truths])
-        _, matched = _greedy_match(iou, match_iou, np.zeros(len(truths), bool), np.ones(len(candidates), bool))
+        _, matched = greedy_match(iou, match_iou, np.zeros(len(truths), bool), np.ones(len(candidates), bool))
         detected.update({truths[column]: candidates[row] for row, column in enumerate(matched) if column >= 0})
     rows = []
     for index, obj in enumerate(objects):
