@@ -11,14 +11,12 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import os
-import platform
 import time
 
 import numpy as np
-import torch
 from std_msgs.msg import Header
 
+from evaluation.detector_report import machine_description
 from perception.detection import DetectorOptions, LidarDetector
 from robot_nodes.conversions import detected_objects_to_msg, pointcloud2_to_xyzi, xyzi_to_pointcloud2
 from robot_nodes.paths import resolve
@@ -35,14 +33,6 @@ def simulated_clouds(count: int) -> list:
         world.step(0.5, 8.0, 0.0)
         clouds.append(xyzi_to_pointcloud2(world.lidar_scan().points, Header(frame_id="lidar")))
     return clouds
-
-
-def cpu_model() -> str:
-    with open("/proc/cpuinfo") as info:
-        for line in info:
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown CPU"
 
 
 def main() -> None:
@@ -71,10 +61,10 @@ def main() -> None:
         points.append(cloud.width)
         detections.append(len(result.objects))
 
-    device = detector.device
-    machine = (torch.cuda.get_device_name(device) if device.type == "cuda"
-               else f"{cpu_model()}, {os.cpu_count()} cores, torch threads {torch.get_num_threads()}")
-    print(f"Lidar detector latency, {datetime.date.today()}, {machine}; torch {torch.__version__}; "
+    machine = machine_description(detector.device)
+    where = machine.get("gpu") or f"{machine['cpu']}, {machine['cores']} cores, torch threads {machine['torch_threads']}"
+    print(f"Lidar detector latency, {datetime.date.today()}, {where}; torch {machine['torch']}, "
+          f"neck and head in {detector.dense_runtime}; "
           f"{len(totals)} scans of {np.median(points) / 1000:.0f}k points (median), "
           f"{np.median(detections):.0f} detections per scan (median)\n")
     print("| stage | median (ms) | p90 (ms) |")

@@ -33,6 +33,11 @@ class AugmentationConfig:
     """Global scale range."""
     flip_probability: float = 0.5
     """Probability of mirroring the scan across the x axis (y -> -y)."""
+    vehicle_scale: dict[str, tuple[float, float]] = field(default_factory=lambda: {
+        "length": (0.65, 1.05), "width": (0.82, 1.03), "height": (0.9, 1.1)})
+    """Each car and van (with its points) is rescaled in its own frame by factors drawn from these
+    ranges: the simulated cars (4.2-4.9 m x 1.75-1.9 m) are larger than many real ones (KITTI
+    000008's parked cars are 2.5-4.1 m x 1.4-1.6 m)."""
 
 
 class GroundTruthDatabase:
@@ -85,6 +90,32 @@ class GroundTruthDatabase:
             boxes=np.concatenate([sample.boxes, candidates[accepted]]),
             labels=np.concatenate([sample.labels, np.array([chosen_labels[i] for i in accepted])]),
             num_points=np.concatenate([sample.num_points, np.array([len(chosen_points[i]) for i in accepted])]))
+
+
+RESCALED_VEHICLES = (1, 2)
+"""ObjectClass values of the vehicles that vehicle_scale applies to (CAR, VAN)."""
+
+
+def rescale_vehicles(sample: SceneSample, config: AugmentationConfig, rng: np.random.Generator) -> SceneSample:
+    """Cars and vans, and the points inside their boxes, stretched in the box frame about the
+    box's bottom centre (so they stay on the road) by random per-axis factors."""
+    points, boxes = sample.points.copy(), sample.boxes.copy()
+    low = np.array([config.vehicle_scale[axis][0] for axis in ("length", "width", "height")])
+    high = np.array([config.vehicle_scale[axis][1] for axis in ("length", "width", "height")])
+    for index in np.flatnonzero(np.isin(sample.labels, RESCALED_VEHICLES)):
+        box = boxes[index]
+        inside = points_in_box_mask(points, box)
+        factors = rng.uniform(low, high)
+        cos, sin = np.cos(box[6]), np.sin(box[6])
+        dx, dy = points[inside, 0] - box[0], points[inside, 1] - box[1]
+        along, across = (dx * cos + dy * sin) * factors[0], (-dx * sin + dy * cos) * factors[1]
+        bottom = box[2] - box[5] / 2
+        points[inside, 0] = box[0] + along * cos - across * sin
+        points[inside, 1] = box[1] + along * sin + across * cos
+        points[inside, 2] = bottom + (points[inside, 2] - bottom) * factors[2]
+        box[3:6] *= factors
+        box[2] = bottom + box[5] / 2
+    return SceneSample(points, boxes, sample.labels, sample.num_points)
 
 
 def global_transform(sample: SceneSample, config: AugmentationConfig, rng: np.random.Generator) -> SceneSample:

@@ -24,7 +24,7 @@ from perception.detection import CenterPointNet, DetectorConfig, save_checkpoint
 from perception.detection.detector import resolve_device
 from perception.detection.targets import Targets, detection_loss, scan_targets
 from perception.detection.voxelizer import Voxelizer, crop_to_range
-from training.augmentation import AugmentationConfig, GroundTruthDatabase, global_transform
+from training.augmentation import AugmentationConfig, GroundTruthDatabase, global_transform, rescale_vehicles
 from training.detection_data import SceneSample, generate_dataset, load_episode
 
 TRAIN_SCENARIOS = ["config/scenarios/urban_default.yaml", "config/scenarios/dense_clutter.yaml",
@@ -53,6 +53,7 @@ class TrainingScans(Dataset):
         rng = np.random.default_rng([self.seed, self.epoch, item])
         sample = self.samples[item]
         sample = self.database.paste(sample, self.augmentation.sample_counts, rng)
+        sample = rescale_vehicles(sample, self.augmentation, rng)
         sample = global_transform(sample, self.augmentation, rng)
         points = sample.points[crop_to_range(sample.points, self.config.voxel.point_range)]
         known = np.array([label in self.class_index for label in sample.labels], dtype=bool)

@@ -8,7 +8,8 @@ from perception.box_iou import bev_iou_matrix
 from perception.detection import LidarDetector, load_checkpoint
 from sim.scenario import load_scenario
 from training import train_detector
-from training.augmentation import AugmentationConfig, GroundTruthDatabase, global_transform, points_in_box_mask
+from training.augmentation import (AugmentationConfig, GroundTruthDatabase, global_transform, points_in_box_mask,
+                                   rescale_vehicles)
 from training.detection_data import (KEEP_RADIUS, EpisodeSpec, load_episode, randomised_scenario, run_episode,
                                      save_episode)
 
@@ -80,6 +81,22 @@ def test_global_transform_moves_points_and_boxes_together(samples):
         after = points_in_box_mask(moved.points, moved.boxes[index], margin=0.1).sum()
         assert abs(int(before) - int(after)) <= 0.05 * before + 5
     assert np.all(np.abs(moved.boxes[:, 6]) <= math.pi)
+
+
+def test_rescaled_vehicles_keep_their_points_inside_and_stay_on_the_road(samples):
+    sample = samples[0]
+    config = AugmentationConfig(vehicle_scale={"length": (0.7, 0.7), "width": (0.9, 0.9), "height": (1.1, 1.1)})
+    rescaled = rescale_vehicles(sample, config, np.random.default_rng(0))
+    cars = np.flatnonzero((sample.labels == 1) & (sample.num_points >= 20))
+    assert len(cars) > 0
+    np.testing.assert_allclose(rescaled.boxes[cars, 3:6], sample.boxes[cars, 3:6] * [0.7, 0.9, 1.1])
+    np.testing.assert_allclose(rescaled.boxes[cars, 2] - rescaled.boxes[cars, 5] / 2,
+                               sample.boxes[cars, 2] - sample.boxes[cars, 5] / 2)
+    for index in cars:
+        before = points_in_box_mask(sample.points, sample.boxes[index]).sum()
+        assert points_in_box_mask(rescaled.points, rescaled.boxes[index], margin=0.06).sum() >= before
+    others = np.flatnonzero(~np.isin(sample.labels, [1, 2]))
+    np.testing.assert_array_equal(rescaled.boxes[others], sample.boxes[others])
 
 
 def test_train_detector_trains_saves_and_resumes(tmp_path):
