@@ -2,6 +2,7 @@
 breakdown by stage; prints a Markdown table.
 
     python bench/bench_detector.py [--model models/lidar_detector.pt] [--scans 30] [--device cpu]
+                                   [--dense-runtime auto|onnxruntime|torch]
 
 Scans come from the simulated world (urban_default, seed 100001, one every 0.5 s): about 110-125k
 points each, as an HDL-64E at 10 Hz. "end to end" covers PointCloud2 decoding, detection and
@@ -40,9 +41,11 @@ def main() -> None:
     parser.add_argument("--model", default="models/lidar_detector.pt")
     parser.add_argument("--scans", type=int, default=30, help="timed scans (median reported)")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--dense-runtime", default="auto", help="neck and head in onnxruntime, torch or auto")
     options = parser.parse_args()
 
-    detector = LidarDetector.from_checkpoint(resolve(options.model), DetectorOptions(device=options.device))
+    detector_options = DetectorOptions(device=options.device, dense_runtime=options.dense_runtime)
+    detector = LidarDetector.from_checkpoint(resolve(options.model), detector_options)
     clouds = simulated_clouds(options.scans + 3)
     rows, totals, points, detections = [], [], [], []
     for index, cloud in enumerate(clouds):
