@@ -108,7 +108,7 @@ class DetectorOptions:
     """DecodeConfig fields to change (e.g. score_threshold)."""
     dense_runtime: str = "auto"
     """Runtime of the neck and head: 'onnxruntime' (CPU only), 'torch', or 'auto' (onnxruntime on
-    CPU, where it is about 2.5x faster, torch on CUDA)."""
+    CPU, where it is faster (docs/benchmarks.md), torch on CUDA)."""
 
 
 class LidarDetector:
