@@ -31,6 +31,7 @@ from robot_nodes.input_guard import InputGuard
 from robot_nodes.parameters import declare_config
 from robot_nodes.paths import resolve
 from robot_nodes.runner import StartupError, run_node
+from sim.validation import check_ranges
 
 DEVICES = ("auto", "cpu", "cuda")
 """Values of the device parameter."""
@@ -73,10 +74,7 @@ class LidarDetectorConfig:
             raise ValueError("model_path is required: the detector checkpoint")
         if self.device not in DEVICES:
             raise ValueError(f"device must be one of {', '.join(DEVICES)}, got {self.device!r}")
-        if not 0.0 <= self.score_threshold <= 1.0:
-            raise ValueError(f"score_threshold must be in [0, 1], got {self.score_threshold}")
-        if not 1000 <= self.max_points <= 5000000:
-            raise ValueError(f"max_points must be in [1000, 5000000], got {self.max_points}")
+        check_ranges(self)
         self.point_range = [float(value) for value in self.point_range]
         if self.point_range:
             if len(self.point_range) != 6 or not all(math.isfinite(value) for value in self.point_range):

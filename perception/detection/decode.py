@@ -47,11 +47,11 @@ def decode_boxes(heatmap_logits: torch.Tensor, regression: torch.Tensor,
         yaw = torch.atan2(values[6], values[7])
         boxes = torch.stack([x, y, values[2], size[0], size[1], size[2], yaw], dim=1).double().cpu().numpy()
         scan_scores, class_index = scan_scores.double().cpu().numpy(), class_index.cpu().numpy()
-        kept = [np.flatnonzero(class_index == label)[rotated_nms(boxes[class_index == label],
-                                                                  scan_scores[class_index == label],
-                                                                  decode.nms_iou)]
-                for label in np.unique(class_index)]
-        kept = np.concatenate([np.zeros(0, np.int64), *kept])
+        kept = [np.zeros(0, np.int64)]
+        for label in np.unique(class_index):
+            members = np.flatnonzero(class_index == label)
+            kept.append(members[rotated_nms(boxes[members], scan_scores[members], decode.nms_iou)])
+        kept = np.concatenate(kept)
         kept = kept[np.argsort(-scan_scores[kept], kind="stable")][:decode.max_detections]
         results.append((boxes[kept], scan_scores[kept], class_index[kept]))
     return results

@@ -2,11 +2,12 @@
 point array into DetectedObject boxes and timing each stage."""
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import time
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -163,36 +164,32 @@ class LidarDetector:
         detector.metadata = metadata
         return detector
 
-    def _synchronize(self) -> None:
+    @contextlib.contextmanager
+    def _timed(self, timings_ms: dict[str, float], stage: str) -> Iterator[None]:
+        """Wall milliseconds of the block into timings_ms[stage], GPU work included."""
+        started = time.perf_counter()
+        yield
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
+        timings_ms[stage] = 1e3 * (time.perf_counter() - started)
 
     @torch.inference_mode()
     def detect(self, points: np.ndarray) -> Detection:
         """Detections in one scan of finite (N, 4) float32 points x, y, z, intensity (sensor frame)."""
-        timings = {}
-        started = time.perf_counter()
-        prepared = prepare_points(points, self.config.voxel, self.options.max_points, self._rng)
-        timings["prepare"] = time.perf_counter() - started
+        timings: dict[str, float] = {}
+        with self._timed(timings, "prepare"):
+            prepared = prepare_points(points, self.config.voxel, self.options.max_points, self._rng)
         if len(prepared.points) == 0:
-            return Detection([], {name: 1e3 * value for name, value in timings.items()}, prepared)
-        stage = time.perf_counter()
-        voxels = self.voxelizer([prepared.points])
-        self._synchronize()
-        timings["voxelize"] = time.perf_counter() - stage
-        stage = time.perf_counter()
-        bev = self.model.sparse_features(voxels.features, voxels.num_points, voxels.coordinates, 1)
-        self._synchronize()
-        timings["backbone"] = time.perf_counter() - stage
-        stage = time.perf_counter()
-        heatmap, regression = self.dense(bev)
-        self._synchronize()
-        timings["head"] = time.perf_counter() - stage
-        stage = time.perf_counter()
-        boxes, scores, classes = decode_boxes(heatmap, regression, self.config)[0]
-        objects = [DetectedObject(label=self._labels[int(label)], score=float(score),
-                                  box=Box3D(box[:3], box[3:6], box[6]))
-                   for box, score, label in zip(boxes, scores, classes)]
-        timings["decode"] = time.perf_counter() - stage
-        return Detection(objects, {name: 1e3 * value for name, value in timings.items()}, prepared,
-                         int(len(voxels.coordinates)))
+            return Detection([], timings, prepared)
+        with self._timed(timings, "voxelize"):
+            voxels = self.voxelizer([prepared.points])
+        with self._timed(timings, "backbone"):
+            bev = self.model.sparse_features(voxels.features, voxels.num_points, voxels.coordinates, 1)
+        with self._timed(timings, "head"):
+            heatmap, regression = self.dense(bev)
+        with self._timed(timings, "decode"):
+            boxes, scores, classes = decode_boxes(heatmap, regression, self.config)[0]
+            objects = [DetectedObject(label=self._labels[int(label)], score=float(score),
+                                      box=Box3D(box[:3], box[3:6], box[6]))
+                       for box, score, label in zip(boxes, scores, classes)]
+        return Detection(objects, timings, prepared, int(len(voxels.coordinates)))
