@@ -18,8 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from perception.objects import Box3D, ObjectClass
-from training.augmentation import points_in_box_mask
+from perception.objects import Box3D, ObjectClass, points_in_box_mask
 
 KITTI_LABELS: dict[str, ObjectClass | None] = {
     "Car": ObjectClass.CAR,

@@ -151,3 +151,12 @@ def boxes_into_frame(boxes: np.ndarray, frame_pose: np.ndarray) -> np.ndarray:
     moved[:, :3] = (boxes[:, :3] - origin) @ rotation
     moved[:, 6] = np.arctan2(np.sin(boxes[:, 6] - frame_yaw), np.cos(boxes[:, 6] - frame_yaw))
     return moved
+
+
+def points_in_box_mask(points: np.ndarray, box: np.ndarray, margin: float = 0.05) -> np.ndarray:
+    """Mask of the points (N, >=3) inside an upright box (7,), grown by `margin` metres."""
+    cos, sin = np.cos(box[6]), np.sin(box[6])
+    dx, dy = points[:, 0] - box[0], points[:, 1] - box[1]
+    along, across = dx * cos + dy * sin, -dx * sin + dy * cos
+    return ((np.abs(along) <= box[3] / 2 + margin) & (np.abs(across) <= box[4] / 2 + margin)
+            & (np.abs(points[:, 2] - box[2]) <= box[5] / 2 + margin))

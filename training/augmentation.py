@@ -7,16 +7,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from perception.box_iou import bev_iou_matrix
+from perception.objects import points_in_box_mask
 from training.detection_data import SceneSample
-
-
-def points_in_box_mask(points: np.ndarray, box: np.ndarray, margin: float = 0.05) -> np.ndarray:
-    """Mask of the points (N, >=3) inside an upright box (7,), grown by `margin` metres."""
-    cos, sin = np.cos(box[6]), np.sin(box[6])
-    dx, dy = points[:, 0] - box[0], points[:, 1] - box[1]
-    along, across = dx * cos + dy * sin, -dx * sin + dy * cos
-    return ((np.abs(along) <= box[3] / 2 + margin) & (np.abs(across) <= box[4] / 2 + margin)
-            & (np.abs(points[:, 2] - box[2]) <= box[5] / 2 + margin))
 
 
 @dataclass

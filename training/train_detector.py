@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from perception.detection import CenterPointNet, DetectorConfig, save_checkpoint
 from perception.detection.detector import resolve_device
-from perception.detection.targets import Targets, detection_loss, scan_targets
+from perception.detection.targets import detection_loss, scan_targets, stack_targets
 from perception.detection.voxelizer import Voxelizer, crop_to_range
 from training.augmentation import AugmentationConfig, GroundTruthDatabase, global_transform, rescale_vehicles
 from training.detection_data import SceneSample, generate_dataset, load_episode
@@ -63,10 +63,7 @@ class TrainingScans(Dataset):
 
 
 def collate(batch):
-    points = [item[0] for item in batch]
-    heatmap, cell_index, mask, regression = (torch.from_numpy(np.stack(column)) for column in
-                                             zip(*[item[1] for item in batch]))
-    return points, heatmap, cell_index, mask, regression
+    return [item[0] for item in batch], stack_targets([item[1] for item in batch])
 
 
 def load_samples(paths: list[Path]) -> list[SceneSample]:
@@ -118,11 +115,10 @@ def train(options: argparse.Namespace) -> Path:
         loader = DataLoader(dataset, batch_size=options.batch_size, shuffle=True, collate_fn=collate,
                             num_workers=options.workers, drop_last=True,
                             generator=torch.Generator().manual_seed(options.seed + dataset.epoch))
-        for points, heatmap, cell_index, mask, regression in loader:
+        for points, targets in loader:
             voxels = voxelizer(points)
             heatmap_logits, predicted = model(voxels.features, voxels.num_points, voxels.coordinates, len(points))
-            targets = Targets(heatmap.to(device), cell_index.to(device), mask.to(device), regression.to(device))
-            loss, parts = detection_loss(heatmap_logits, predicted, targets)
+            loss, parts = detection_loss(heatmap_logits, predicted, targets.to(device))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0)

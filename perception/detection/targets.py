@@ -26,6 +26,10 @@ class Targets:
     regression: torch.Tensor
     """(B, M, 8) regression targets (as HEAD_OUTPUTS)."""
 
+    def to(self, device: torch.device) -> Targets:
+        return Targets(self.heatmap.to(device), self.cell_index.to(device), self.mask.to(device),
+                       self.regression.to(device))
+
 
 def gaussian_radius(length_cells: np.ndarray, width_cells: np.ndarray, min_overlap: float) -> np.ndarray:
     """CenterNet's radius: the largest corner shift keeping IoU >= min_overlap (three cases)."""
@@ -81,11 +85,9 @@ def scan_targets(boxes: np.ndarray, class_indices: np.ndarray, config: DetectorC
     return heatmap, cell_index, mask, regression
 
 
-def batch_targets(scans: list[tuple[np.ndarray, np.ndarray]], config: DetectorConfig,
-                  device: torch.device) -> Targets:
-    """Targets of a batch of (boxes, class indices)."""
-    parts = [scan_targets(boxes, classes, config) for boxes, classes in scans]
-    heatmap, cell_index, mask, regression = (torch.from_numpy(np.stack(column)).to(device) for column in zip(*parts))
+def stack_targets(parts: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]) -> Targets:
+    """Targets of a batch (CPU tensors) from the scan_targets of each of its scans."""
+    heatmap, cell_index, mask, regression = (torch.from_numpy(np.stack(column)) for column in zip(*parts))
     return Targets(heatmap, cell_index, mask, regression)
 
 

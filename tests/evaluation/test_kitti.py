@@ -9,8 +9,7 @@ import pytest
 
 from evaluation.kitti import (KittiFormatError, camera_box_to_lidar, load_labelled_frame, parse_label_line,
                               read_calibration, read_labels, read_mmdet3d_info, read_velodyne, unlabelled_scan_paths)
-from perception.objects import ObjectClass
-from training.augmentation import points_in_box_mask
+from perception.objects import ObjectClass, points_in_box_mask
 
 KITTI = Path(__file__).resolve().parents[2] / "data" / "kitti"
 

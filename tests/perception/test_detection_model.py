@@ -9,7 +9,7 @@ from perception.detection import (BACKBONES, CenterPointNet, DetectorConfig, Det
                                   ModelFileError, VoxelConfig, load_checkpoint, register_backbone, save_checkpoint)
 from perception.detection.decode import decode_boxes, rotated_nms
 from perception.detection.network import LeanSparseBackbone
-from perception.detection.targets import batch_targets, detection_loss, scan_targets
+from perception.detection.targets import detection_loss, scan_targets, stack_targets
 from perception.detection.voxelizer import Voxelizer, prepare_points
 from perception.objects import ObjectClass, boxes_into_frame
 
@@ -113,7 +113,7 @@ def test_a_few_training_steps_on_one_scan_reduce_the_loss():
     config = DetectorConfig()
     model = CenterPointNet(config)
     voxels = Voxelizer(config.voxel, torch.device("cpu"))([scan_points(np.random.default_rng(0))])
-    targets = batch_targets([(BOXES, CLASSES)], config, torch.device("cpu"))
+    targets = stack_targets([scan_targets(BOXES, CLASSES, config)])
     optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
     losses = []
     for _ in range(6):

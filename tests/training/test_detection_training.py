@@ -8,8 +8,8 @@ from perception.box_iou import bev_iou_matrix
 from perception.detection import LidarDetector, load_checkpoint
 from sim.scenario import load_scenario
 from training import train_detector
-from training.augmentation import (AugmentationConfig, GroundTruthDatabase, global_transform, points_in_box_mask,
-                                   rescale_vehicles)
+from perception.objects import points_in_box_mask
+from training.augmentation import AugmentationConfig, GroundTruthDatabase, global_transform, rescale_vehicles
 from training.detection_data import (KEEP_RADIUS, EpisodeSpec, load_episode, randomised_scenario, run_episode,
                                      save_episode)
 
