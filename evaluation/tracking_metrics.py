@@ -141,9 +141,10 @@ class GroupScores:
         return self.objects - self.mostly_tracked - self.mostly_lost
 
     def __add__(self, other: GroupScores) -> GroupScores:
-        """Counts of two disjoint groups together (named "all")."""
+        """Counts of two disjoint sets of objects together: the same group in two sequences keeps
+        its name, two groups become "all"."""
         counts = {f.name: getattr(self, f.name) + getattr(other, f.name) for f in fields(self) if f.name != "group"}
-        return GroupScores(group="all", **counts)
+        return GroupScores(group=self.group if self.group == other.group else "all", **counts)
 
 
 TABLE_HEADER = ("GT", "MOTA", "IDF1", "ID sw.", "frag.", "FP", "FN", "MOTP (m)", "vel. err (m/s)", "MT / PT / ML")
@@ -297,3 +298,15 @@ def evaluate_tracking(frames: Sequence[TrackingFrame], config: TrackingEvalConfi
     groups = {name: accumulator.finish(config) for name, accumulator in accumulators.items()}
     groups = {name: scores for name, scores in groups.items() if scores.ground_truth or scores.track_observations}
     return TrackingEvalResult(config=config, groups=groups, frames=len(frames))
+
+
+def combine_results(results: Sequence[TrackingEvalResult]) -> TrackingEvalResult:
+    """Scores of several sequences (e.g. episodes, whose object and track ids are their own) together."""
+    if not results:
+        raise ValueError("combine_results: no results")
+    groups: dict[str, GroupScores] = {}
+    for name in CLASS_GROUPS:
+        scores = [result.groups[name] for result in results if name in result.groups]
+        if scores:
+            groups[name] = sum(scores[1:], scores[0])
+    return TrackingEvalResult(config=results[0].config, groups=groups, frames=sum(r.frames for r in results))
