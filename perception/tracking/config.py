@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from perception.objects import ObjectClass
 from sim.validation import check_ranges
 
@@ -15,9 +17,9 @@ CLASS_GROUPS: dict[str, tuple[ObjectClass, ...]] = {
 """A detection is only associated with tracks of its own group: a detector that calls one car a
 van in one scan and a car in the next keeps its track, a pedestrian never joins a car's track."""
 
-GROUP_INDEX: dict[ObjectClass, int] = {label: index for index, members in enumerate(CLASS_GROUPS.values())
-                                       for label in members}
-"""Object label -> position of its group in CLASS_GROUPS."""
+GROUP_OF_LABEL = np.array([next(index for index, members in enumerate(CLASS_GROUPS.values()) if label in members)
+                           for label in ObjectClass], dtype=np.intp)
+"""Object label value -> position of its group in CLASS_GROUPS (an array, so labels map in one step)."""
 
 
 @dataclass

@@ -74,7 +74,7 @@ def process_noise(states: np.ndarray, dt: float, acceleration_std: np.ndarray,
     inputs[:, YAW, 1] = half_dt2
     inputs[:, YAW_RATE, 1] = dt
     variances = np.stack([np.square(acceleration_std), np.square(yaw_acceleration_std)], axis=-1)
-    return np.einsum("nik,nk,njk->nij", inputs, variances, inputs)
+    return (inputs * variances[:, None, :]) @ inputs.transpose(0, 2, 1)
 
 
 def predict(states: np.ndarray, covariances: np.ndarray, dt: float, acceleration_std: np.ndarray,

@@ -17,7 +17,7 @@ import numpy as np
 from perception.objects import Box3D, DetectedObject, ObjectClass, TrackedObject
 from perception.tracking.association import (MEASUREMENT_SIZE, assign, gate_threshold, innovations,
                                              mahalanobis_squared)
-from perception.tracking.config import GROUP_INDEX, TrackerConfig
+from perception.tracking.config import GROUP_OF_LABEL, TrackerConfig
 from perception.tracking.ctrv import SPEED, STATE_SIZE, YAW, YAW_RATE, predict
 from sim.transforms import wrap_angle
 
@@ -28,7 +28,9 @@ REVERSE_CONFIDENCE = 2.0
 MEASURED = [0, 1, YAW]
 """State indices of the measured (x, y, yaw)."""
 
-NUM_LABELS = len(ObjectClass)
+LABELS = tuple(ObjectClass)
+"""ObjectClass by value (ObjectClass(value) is slow enough to matter for 100 objects a frame)."""
+NUM_LABELS = len(LABELS)
 
 
 class TrackerInputError(ValueError):
@@ -148,7 +150,7 @@ class MultiObjectTracker:
             tracks["state"], tracks["covariance"] = self._predicted(stamp - self._stamp)
         tracks["frames"] += 1
 
-        groups = np.array([GROUP_INDEX[label] for label in labels], dtype=np.intp)
+        groups = GROUP_OF_LABEL[labels]
         track_rows, detection_columns, in_some_gate = self._associate(boxes, groups)
         self._correct(track_rows, boxes[detection_columns], labels[detection_columns], scores[detection_columns],
                       stamp)
@@ -190,10 +192,11 @@ class MultiObjectTracker:
         if not (np.isfinite(boxes).all() and np.isfinite(scores).all()):
             bad = np.flatnonzero(~np.isfinite(boxes).all(axis=1) | ~np.isfinite(scores)).tolist()
             raise TrackerInputError(f"detections {bad} hold NaN or infinite values (box or score)")
-        try:
-            labels = np.array([ObjectClass(d.label) for d in detections], dtype=np.intp)
-        except ValueError as error:
-            raise TrackerInputError(f"detection label: {error}") from None
+        labels = np.array([d.label for d in detections], dtype=np.intp)
+        unknown = (labels < 0) | (labels >= NUM_LABELS)
+        if unknown.any():
+            raise TrackerInputError(f"detections {np.flatnonzero(unknown).tolist()} have labels that are no "
+                                    f"ObjectClass: {labels[unknown].tolist()}")
         return boxes, labels, scores
 
     def _predicted(self, dt: float) -> tuple[np.ndarray, np.ndarray]:
@@ -330,11 +333,12 @@ class MultiObjectTracker:
         labels = np.argmax(tracks["class_scores"][chosen], axis=1)
         centers = np.column_stack([states[:, :2], tracks["z"][chosen]])
         ages = stamp - tracks["birth_stamp"][chosen]
-        return [TrackedObject(object_id=int(object_id), label=ObjectClass(int(label)), score=float(existence),
-                              box=Box3D(center, size, float(heading)), velocity=velocity, yaw_rate=float(yaw_rate),
-                              pose_covariance=pose_covariance, velocity_covariance=velocity_covariance,
-                              age=float(age))
+        # tolist() gives Python ints and floats in one call each, not one numpy scalar per object.
+        return [TrackedObject(object_id=object_id, label=LABELS[label], score=existence,
+                              box=Box3D(center, size, heading), velocity=velocity, yaw_rate=yaw_rate,
+                              pose_covariance=pose_covariance, velocity_covariance=velocity_covariance, age=age)
                 for object_id, label, existence, center, size, heading, velocity, yaw_rate, pose_covariance,
                 velocity_covariance, age in zip(
-                    tracks["object_id"][chosen], labels, tracks["existence"][chosen], centers, tracks["size"][chosen],
-                    yaw, velocities, states[:, YAW_RATE], pose_covariances, velocity_covariances, ages)]
+                    tracks["object_id"][chosen].tolist(), labels.tolist(), tracks["existence"][chosen].tolist(),
+                    centers, tracks["size"][chosen], yaw.tolist(), velocities, states[:, YAW_RATE].tolist(),
+                    pose_covariances, velocity_covariances, ages.tolist())]

@@ -217,3 +217,9 @@ def test_config_is_validated():
         TrackerConfig(gate_probability=1.0)
     with pytest.raises(ValueError, match="position_std"):
         ClassModel(position_std=-1.0)
+
+
+def test_labels_that_are_no_object_class_are_refused():
+    bad = DetectedObject(label=17, score=0.9, box=Box3D((0, 0, 0), (1, 1, 1), 0.0))
+    with pytest.raises(TrackerInputError, match=r"detections \[0\] have labels"):
+        MultiObjectTracker().update([bad], 0.0)
