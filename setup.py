@@ -18,6 +18,7 @@ COMMANDS = {
     "record-sim": "robot_nodes.record_sim:main",
     "train-detector": "training.train_detector:main",
     "evaluate-detector": "evaluation.detector_report:main",
+    "evaluate-tracker": "evaluation.tracking_report:main",
 }
 
 setup(
