@@ -323,7 +323,7 @@ def write_report(config: ReportConfig, command: str = "evaluate-tracker", progre
     lines = [
         "# Multi-object tracker evaluation", "",
         f"Written by `{command}` on {datetime.now(timezone.utc).isoformat(timespec='seconds')} in {wall:.0f} s.", "",
-        f"- Machine: {machine['cpu']}, {machine['cores']} cores ({machine['torch_threads']} torch threads), "
+        f"- Machine: {machine['cpu']}, {machine['cores']} cores (torch threads: {machine['torch_threads']}), "
         f"{machine['os']}; Python {machine['python']}, torch {machine['torch']}; detector on {machine['device']}"
         + (f" ({machine['gpu']})" if "gpu" in machine else "") + ".",
         f"- Episodes: scenarios {', '.join(f'`{s}`' for s in config.scenarios)} × world seeds "

@@ -3,7 +3,9 @@ within class groups, and an N-of-M track life (tentative, confirmed, deleted).
 
 All tracks are held as arrays (states (N, 5), covariances (N, 5, 5), ...) and predicted, gated and
 updated in batches, so a frame costs a few numpy calls however many objects there are.
-Detections are given in one fixed frame (odom); velocities come out in that frame.
+Detections are given in one fixed frame (odom); velocities come out in that frame. A detection
+left unassociated starts a tentative track only when its score reaches birth_score and it lies in
+no track's gate (a split or duplicate box on a tracked object would otherwise start a second track).
 """
 from __future__ import annotations
 
@@ -56,7 +58,8 @@ class TrackerCounters:
     weak_detections: int = 0
     """Unassociated detections below birth_score (no track started)."""
     duplicate_detections: int = 0
-    """Unassociated detections inside the gate of a track that took another detection (no track started)."""
+    """Unassociated detections inside the gate of a track of their group, most likely a second box on
+    one object (no track started)."""
     resets: int = 0
     """reset() calls."""
 
