@@ -19,6 +19,7 @@ from perception.detection.decode import decode_boxes
 from perception.detection.network import CenterPointNet
 from perception.detection.onnx_dense import OnnxDenseNetwork
 from perception.detection.voxelizer import PreparedPoints, Voxelizer, prepare_points
+from perception.model_files import ModelFileError
 from perception.objects import Box3D, DetectedObject
 
 CHECKPOINT_FORMAT = "edge_robot_runtime.lidar_detector/1"
@@ -26,10 +27,6 @@ CHECKPOINT_FORMAT = "edge_robot_runtime.lidar_detector/1"
 
 TRAIN_COMMAND = "train-detector"
 """The command that makes a checkpoint, named in load errors."""
-
-
-class ModelFileError(RuntimeError):
-    """A checkpoint that is missing, unreadable or not a detector; the text names the file and the fix."""
 
 
 @dataclass

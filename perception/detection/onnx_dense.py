@@ -11,6 +11,7 @@ import onnxruntime
 import torch
 
 from perception.detection.network import DenseBevNetwork
+from perception.model_files import cpu_session_options
 
 
 def export_dense_network(dense: DenseBevNetwork, channels: int, rows: int, columns: int) -> bytes:
@@ -31,12 +32,8 @@ class OnnxDenseNetwork:
     """Callable like DenseBevNetwork on CPU tensors: bev (1, C, Y, X) -> (heatmap logits, regression)."""
 
     def __init__(self, dense: DenseBevNetwork, channels: int, rows: int, columns: int, threads: int) -> None:
-        options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
-        # onnxruntime's threads otherwise spin after each run, taking the cores from the sparse backbone.
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self._session = onnxruntime.InferenceSession(export_dense_network(dense, channels, rows, columns), options,
+        self._session = onnxruntime.InferenceSession(export_dense_network(dense, channels, rows, columns),
+                                                     cpu_session_options(threads),
                                                      providers=["CPUExecutionProvider"])
 
     def __call__(self, bev: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
