@@ -1,0 +1,116 @@
+"""The HiT-style prediction network (torch): a GRU encodes each agent's history in its own frame
+with its behaviour and centrality features, attention gathers its neighbours (edges in its
+frame), and a multimodal decoder gives K trajectories with probabilities, a Gaussian per step.
+
+Inputs are raw features (perception.prediction.features); the network normalises them with
+statistics measured on its training set, stored as buffers so the ONNX export carries them.
+Trajectories are offsets from constant-velocity extrapolation in the agent's frame.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from perception.prediction.features import BEHAVIOUR_FEATURES, EDGE_FEATURES, STEP_FEATURES
+from perception.prediction.recordings import AgentType
+from sim.validation import check_ranges
+
+VELOCITY = slice(STEP_FEATURES.index("vx"), STEP_FEATURES.index("vy") + 1)
+LOG_SCALE_LIMIT = 4.0
+"""Per-step log standard deviations are bounded to ±this (tanh)."""
+
+
+@dataclass
+class NetworkConfig:
+    """Shape of the prediction network."""
+
+    observed_steps: int = field(default=6, metadata={"range": (2, 50)})
+    """History steps the network reads."""
+    predicted_steps: int = field(default=6, metadata={"range": (1, 100)})
+    """Future steps it predicts."""
+    time_step: float = field(default=0.5, metadata={"range": (0.01, 10.0)})
+    """Seconds between steps (history and future)."""
+    modes: int = field(default=6, metadata={"range": (1, 64)})
+    """Trajectories per agent (K)."""
+    hidden: int = field(default=64, metadata={"range": (8, 1024)})
+    """Width of every layer."""
+    heads: int = field(default=4, metadata={"range": (1, 16)})
+    """Attention heads over neighbours; must divide hidden."""
+
+    def __post_init__(self) -> None:
+        check_ranges(self)
+        if self.hidden % self.heads:
+            raise ValueError(f"heads ({self.heads}) must divide hidden ({self.hidden})")
+
+
+def _mlp(inputs: int, hidden: int, outputs: int) -> nn.Sequential:
+    return nn.Sequential(nn.Linear(inputs, hidden), nn.LayerNorm(hidden), nn.ReLU(), nn.Linear(hidden, outputs))
+
+
+class TrajectoryNetwork(nn.Module):
+    """forward(steps (S, A, T, F), behaviour (S, A, B), agent_types (S, A) int64, edges (S, A, A, E),
+    edge_mask (S, A, A) float 0/1) → means (S, A, K, T', 2) in each agent's frame, log_scales
+    (S, A, K, T', 2), mode_logits (S, A, K)."""
+
+    def __init__(self, config: NetworkConfig) -> None:
+        super().__init__()
+        self.config = config
+        hidden = config.hidden
+        for name, width in (("step", len(STEP_FEATURES)), ("behaviour", len(BEHAVIOUR_FEATURES)),
+                            ("edge", len(EDGE_FEATURES))):
+            self.register_buffer(f"{name}_mean", torch.zeros(width))
+            self.register_buffer(f"{name}_scale", torch.ones(width))
+        times = config.time_step * torch.arange(1, config.predicted_steps + 1, dtype=torch.float32)
+        self.register_buffer("future_times", times)
+        self.encoder = nn.GRU(len(STEP_FEATURES), hidden, batch_first=True)
+        self.type_embedding = nn.Embedding(len(AgentType), hidden)
+        self.behaviour_encoder = _mlp(len(BEHAVIOUR_FEATURES), hidden, hidden)
+        self.agent_encoder = _mlp(3 * hidden, hidden, hidden)
+        self.edge_encoder = _mlp(len(EDGE_FEATURES), hidden, hidden)
+        self.query = nn.Linear(hidden, hidden)
+        self.key = nn.Linear(2 * hidden, hidden)
+        self.value = nn.Linear(2 * hidden, hidden)
+        self.attention_output = nn.Linear(hidden, hidden)
+        self.attention_norm = nn.LayerNorm(hidden)
+        self.decoder = _mlp(2 * hidden, 2 * hidden, hidden)
+        self.trajectories = nn.Linear(hidden, config.modes * config.predicted_steps * 4)
+        self.mode_logits = nn.Linear(hidden, config.modes)
+
+    def set_normalisation(self, statistics: dict[str, tuple[torch.Tensor, torch.Tensor]]) -> None:
+        """Feature means and scales measured on the training set, by input name (step, behaviour, edge)."""
+        for name, (mean, scale) in statistics.items():
+            getattr(self, f"{name}_mean").copy_(mean)
+            getattr(self, f"{name}_scale").copy_(scale.clamp_min(1e-3))
+
+    def forward(self, steps: torch.Tensor, behaviour: torch.Tensor, agent_types: torch.Tensor, edges: torch.Tensor,
+                edge_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        config = self.config
+        scenes, agents, history = steps.shape[:3]
+        hidden, heads = config.hidden, config.heads
+        normalised_steps = (steps - self.step_mean) / self.step_scale
+        _, last_state = self.encoder(normalised_steps.reshape(scenes * agents, history, -1))
+        motion = last_state[0].reshape(scenes, agents, hidden)
+        style = self.behaviour_encoder((behaviour - self.behaviour_mean) / self.behaviour_scale)
+        agent = self.agent_encoder(torch.cat([motion, style, self.type_embedding(agent_types)], dim=-1))
+
+        # Agent i attends to each neighbour j through j's encoding and j's pose in i's frame.
+        edge = self.edge_encoder((edges - self.edge_mean) / self.edge_scale)
+        neighbour = torch.cat([agent.unsqueeze(1).expand(-1, agents, -1, -1), edge], dim=-1)
+        width = hidden // heads
+        query = self.query(agent).reshape(scenes, agents, 1, heads, width)
+        key = self.key(neighbour).reshape(scenes, agents, agents, heads, width)
+        value = self.value(neighbour).reshape(scenes, agents, agents, heads, width)
+        scores = (query * key).sum(-1) / width ** 0.5 + (edge_mask.unsqueeze(-1) - 1.0) * 1e9
+        weights = torch.softmax(scores, dim=2)
+        context = (weights.unsqueeze(-1) * value).sum(2).reshape(scenes, agents, hidden)
+        context = self.attention_norm(agent + self.attention_output(context))
+
+        decoded = self.decoder(torch.cat([agent, context], dim=-1))
+        out = self.trajectories(decoded).reshape(scenes, agents, config.modes, config.predicted_steps, 4)
+        last_velocity = steps[:, :, -1, VELOCITY]
+        constant_velocity = last_velocity.unsqueeze(2) * self.future_times.reshape(1, 1, -1, 1)
+        means = constant_velocity.unsqueeze(2) + out[..., :2]
+        log_scales = LOG_SCALE_LIMIT * torch.tanh(out[..., 2:] / LOG_SCALE_LIMIT)
+        return means, log_scales, self.mode_logits(decoded)

@@ -1,0 +1,210 @@
+"""train-predictor: train the HiT-style trajectory predictor on a recorded dataset and export it.
+
+    train-predictor --dataset apolloscape             # one model, sequences split train/val/test
+    train-predictor --dataset eth_ucy                 # five leave-one-scene-out models
+
+Each model is written as models/trajectory_predictor_<name>.pt (weights, configs, training log) and
+.onnx (what the node runs). Validation ADE picks the best epoch; the test sets are never looked at
+here (evaluate-predictor scores them).
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import hashlib
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from perception.prediction.features import FeatureConfig
+from perception.prediction.network import NetworkConfig, TrajectoryNetwork
+from perception.prediction.predictor import export_onnx
+from perception.prediction.recordings import ETH_UCY_SCENES, PROTOCOLS, Recording, apolloscape_split, eth_ucy_split, \
+    protocol_windows
+from sim.validation import check_ranges
+from training.prediction_data import Batch, Sample, collate, feature_statistics, make_samples
+
+FEATURES = {
+    "apolloscape": FeatureConfig(neighbour_radius=30.0, kernel_distance=10.0, kernel_speed=3.0),
+    "eth_ucy": FeatureConfig(neighbour_radius=10.0, kernel_distance=2.0, kernel_speed=1.0),
+}
+"""Interaction graph per dataset: traffic reacts over tens of metres, pedestrians over a few."""
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation settings."""
+
+    epochs: int = field(default=40, metadata={"range": (1, 10000)})
+    """Passes over the training windows."""
+    batch_size: int = field(default=32, metadata={"range": (1, 4096)})
+    """Scenes per step."""
+    learning_rate: float = field(default=2e-3, metadata={"range": (1e-6, 1.0)})
+    """Peak learning rate (one-cycle schedule)."""
+    weight_decay: float = field(default=1e-4, metadata={"range": (0.0, 1.0)})
+    """AdamW weight decay."""
+    most_likely_weight: float = field(default=1.0, metadata={"range": (0.0, 100.0)})
+    """Weight of the ADE of the mode the network ranks most probable, added to the winner-takes-all
+    loss: the most likely mode is what a planner uses, so it is trained to be right on its own."""
+    seed: int = 0
+    """Seed of the initialisation, shuffling and augmentation."""
+
+    def __post_init__(self) -> None:
+        check_ranges(self)
+
+
+def trajectory_loss(means: torch.Tensor, log_scales: torch.Tensor, logits: torch.Tensor, batch: Batch,
+                    most_likely_weight: float = 0.0) -> torch.Tensor:
+    """Winner-takes-all: Gaussian negative log-likelihood of the mode closest to the truth (by ADE)
+    plus cross-entropy teaching the mode probabilities which mode that is, plus most_likely_weight ×
+    the ADE of the mode ranked most probable; over scored agents."""
+    truth = batch.future.unsqueeze(2)
+    errors = torch.linalg.vector_norm(means - truth, dim=-1).mean(-1)  # (S, A, K)
+    best = errors.argmin(-1)
+    pick = best[..., None, None, None].expand(-1, -1, 1, *means.shape[3:])
+    best_means, best_log_scales = means.gather(2, pick)[:, :, 0], log_scales.gather(2, pick)[:, :, 0]
+    normalised = (batch.future - best_means) * torch.exp(-best_log_scales)
+    nll = (0.5 * normalised ** 2 + best_log_scales).sum(-1).mean(-1)
+    classification = torch.nn.functional.cross_entropy(logits.flatten(0, 1), best.flatten(), reduction="none")
+    most_likely = errors.gather(2, logits.argmax(-1, keepdim=True))[..., 0]
+    per_agent = nll + classification.reshape(best.shape) + most_likely_weight * most_likely
+    return per_agent[batch.scored].mean()
+
+
+def _batches(samples: list[Sample], batch_size: int, rng: np.random.Generator) -> list[list[Sample]]:
+    """Shuffled batches of scenes of similar size (less padding)."""
+    sizes = np.array([len(s.window.history) for s in samples]) + rng.random(len(samples))
+    order = np.argsort(sizes)
+    batches = [[samples[i] for i in order[start:start + batch_size]] for start in range(0, len(order), batch_size)]
+    return [batches[i] for i in rng.permutation(len(batches))]
+
+
+def most_likely_ade(network: TrajectoryNetwork, samples: list[Sample], batch_size: int = 64) -> float:
+    """Mean ADE of the most probable mode over the scored agents (agent frames: distances are the same)."""
+    network.eval()
+    errors = []
+    with torch.no_grad():
+        for start in range(0, len(samples), batch_size):
+            batch = collate(samples[start:start + batch_size])
+            means, _, logits = network(*batch.inputs())
+            best = logits.argmax(-1)[..., None, None, None].expand(-1, -1, 1, *means.shape[3:])
+            chosen = means.gather(2, best)[:, :, 0]
+            ade = torch.linalg.vector_norm(chosen - batch.future, dim=-1).mean(-1)
+            errors.append(ade[batch.scored])
+    network.train()
+    return float(torch.cat(errors).mean())
+
+
+def train_model(train: list[Sample], val: list[Sample], network_config: NetworkConfig, config: TrainConfig,
+                description: str) -> tuple[TrajectoryNetwork, list[dict]]:
+    """Train, keep the epoch with the best validation ADE; returns the network and a log per epoch."""
+    torch.manual_seed(config.seed)
+    rng = np.random.default_rng(config.seed)
+    network = TrajectoryNetwork(network_config)
+    network.set_normalisation(feature_statistics(train))
+    optimiser = torch.optim.AdamW(network.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
+    steps_per_epoch = -(-len(train) // config.batch_size)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, config.learning_rate,
+                                                   total_steps=config.epochs * steps_per_epoch)
+    log, best_ade, best_state = [], float("inf"), None
+    with tqdm(total=config.epochs * steps_per_epoch, desc=description, unit="batch") as bar:
+        for epoch in range(config.epochs):
+            losses = []
+            for scenes in _batches(train, config.batch_size, rng):
+                batch = collate(scenes, mirror=rng.random(len(scenes)) < 0.5)
+                loss = trajectory_loss(*network(*batch.inputs()), batch, config.most_likely_weight)
+                optimiser.zero_grad()
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(network.parameters(), 5.0)
+                optimiser.step()
+                schedule.step()
+                losses.append(loss.item())
+                bar.update()
+            val_ade = most_likely_ade(network, val)
+            log.append({"epoch": epoch + 1, "loss": float(np.mean(losses)), "val_ade": val_ade})
+            bar.set_postfix(loss=f"{np.mean(losses):.3f}", val_ade=f"{val_ade:.3f}")
+            if val_ade < best_ade:
+                best_ade, best_state = val_ade, {k: v.clone() for k, v in network.state_dict().items()}
+    network.load_state_dict(best_state)
+    network.eval()
+    return network, log
+
+
+def save_model(network: TrajectoryNetwork, feature_config: FeatureConfig, train_config: TrainConfig, log: list[dict],
+               metadata: dict, output: Path) -> None:
+    """<output>.pt (state dict, configs, log) and <output>.onnx (configs and metadata inside)."""
+    output.parent.mkdir(parents=True, exist_ok=True)
+    metadata = {**metadata, "train_config": dataclasses.asdict(train_config),
+                "best_epoch": int(np.argmin([entry["val_ade"] for entry in log])) + 1,
+                "best_val_ade": min(entry["val_ade"] for entry in log)}
+    torch.save({"network_config": dataclasses.asdict(network.config), "feature_config": dataclasses.asdict(feature_config),
+                "state_dict": network.state_dict(), "log": log, "metadata": metadata}, output.with_suffix(".pt"))
+    onnx_bytes = export_onnx(network, feature_config, metadata)
+    output.with_suffix(".onnx").write_bytes(onnx_bytes)
+    print(f"wrote {output.with_suffix('.pt')} and {output.with_suffix('.onnx')} "
+          f"(sha256 {hashlib.sha256(onnx_bytes).hexdigest()[:16]}…)", file=sys.stderr)
+
+
+def _split_summary(split: dict[str, list[Recording]]) -> dict[str, list[str]]:
+    return {part: [recording.name for recording in recordings] for part, recordings in split.items()}
+
+
+def train_dataset(dataset: str, data: Path, output: Path, train_config: TrainConfig, hidden: int, modes: int,
+                  scenes: list[str]) -> None:
+    protocol = PROTOCOLS[dataset]
+    feature_config = FEATURES[dataset]
+    network_config = NetworkConfig(observed_steps=protocol.observed, predicted_steps=protocol.predicted,
+                                   time_step=protocol.time_step, modes=modes, hidden=hidden)
+    if dataset == "apolloscape":
+        folds = {"apolloscape": apolloscape_split(data / "apolloscape" / "prediction_train")}
+    else:
+        folds = {f"eth_ucy_{scene}": eth_ucy_split(data / "eth_ucy" / "raw", scene) for scene in scenes}
+    for name, split in folds.items():
+        started = time.perf_counter()
+        train, val = (make_samples(protocol_windows(split[part], protocol), feature_config) for part in ("train", "val"))
+        print(f"{name}: {len(train)} training and {len(val)} validation windows", file=sys.stderr)
+        network, log = train_model(train, val, network_config, train_config, name)
+        metadata = {"dataset": dataset, "name": name, "split": _split_summary(split),
+                    "protocol": {"observed": protocol.observed, "predicted": protocol.predicted,
+                                 "time_step": protocol.time_step,
+                                 "scored_types": [t.name.lower() for t in protocol.scored_types]},
+                    "training_windows": len(train), "validation_windows": len(val),
+                    "training_seconds": round(time.perf_counter() - started, 1), "torch_threads": torch.get_num_threads()}
+        save_model(network, feature_config, train_config, log, metadata, output / f"trajectory_predictor_{name}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="train-predictor", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--dataset", choices=sorted(PROTOCOLS), required=True)
+    parser.add_argument("--data", type=Path, default=Path("data/trajectories"), help="the trajectories folder")
+    parser.add_argument("--output", type=Path, default=Path("models"), help="folder for the .pt and .onnx files")
+    parser.add_argument("--scenes", nargs="+", default=list(ETH_UCY_SCENES), choices=list(ETH_UCY_SCENES),
+                        help="eth_ucy: the held-out scenes to train a model for")
+    parser.add_argument("--epochs", type=int, default=TrainConfig.epochs)
+    parser.add_argument("--batch-size", type=int, default=TrainConfig.batch_size)
+    parser.add_argument("--learning-rate", type=float, default=TrainConfig.learning_rate)
+    parser.add_argument("--most-likely-weight", type=float, default=TrainConfig.most_likely_weight)
+    parser.add_argument("--seed", type=int, default=TrainConfig.seed)
+    parser.add_argument("--hidden", type=int, default=NetworkConfig.hidden)
+    parser.add_argument("--modes", type=int, default=NetworkConfig.modes)
+    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    try:
+        config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,
+                             most_likely_weight=args.most_likely_weight, seed=args.seed)
+        train_dataset(args.dataset, args.data, args.output, config, args.hidden, args.modes, args.scenes)
+    except (OSError, ValueError) as error:
+        print(f"train-predictor: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
