@@ -11,6 +11,7 @@ NODES = {
     "bag_player": "robot_nodes.bag_player:main",
     "bag_recorder": "robot_nodes.bag_recorder:main",
     "lidar_detector": "robot_nodes.lidar_detector:main",
+    "trajectory_predictor": "robot_nodes.trajectory_predictor:main",
 }
 COMMANDS = {
     "bringup": "robot_nodes.bringup:main",
@@ -18,6 +19,8 @@ COMMANDS = {
     "record-sim": "robot_nodes.record_sim:main",
     "train-detector": "training.train_detector:main",
     "evaluate-detector": "evaluation.detector_report:main",
+    "train-predictor": "training.train_predictor:main",
+    "evaluate-predictor": "evaluation.prediction_report:main",
     "evaluate-tracker": "evaluation.tracking_report:main",
 }
 

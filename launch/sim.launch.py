@@ -1,4 +1,5 @@
-"""The simulated world, the lane-keeping controller and the lidar detector (the same nodes as `bringup`).
+"""The simulated world, the lane-keeping controller, the lidar detector and the tracker/predictor
+(the same nodes as `bringup`).
 
 ros2 launch edge_robot_runtime sim.launch.py scenario:=config/scenarios/urban_default.yaml seed:=0
 ros2 launch edge_robot_runtime sim.launch.py detector:=false   # without the detector (no trained model yet)
@@ -17,11 +18,14 @@ def launch_nodes(context):
     real_time_factor = float(LaunchConfiguration("real_time_factor").perform(context))
     detector = LaunchConfiguration("detector").perform(context).lower() == "true"
     detector_model = LaunchConfiguration("detector_model").perform(context) or None
+    predictor = LaunchConfiguration("predictor").perform(context).lower() == "true"
+    predictor_model = LaunchConfiguration("predictor_model").perform(context) or None
     return [
         Node(package="edge_robot_runtime", executable=spec.executable, name=spec.name, output="screen",
              parameters=[str(spec.parameter_file), spec.parameters], remappings=list(spec.remappings))
         for spec in graph.simulation_graph(scenario, seed, real_time_factor, detector=detector,
-                                           detector_model=detector_model)
+                                           detector_model=detector_model, predictor=predictor,
+                                           predictor_model=predictor_model)
     ]
 
 
@@ -35,5 +39,9 @@ def generate_launch_description():
         DeclareLaunchArgument("detector", default_value="true", description="run the lidar detector"),
         DeclareLaunchArgument("detector_model", default_value="",
                               description="detector checkpoint (empty: config/lidar_detector.param.yaml's)"),
+        DeclareLaunchArgument("predictor", default_value="true",
+                              description="run the tracker and trajectory predictor on the detections"),
+        DeclareLaunchArgument("predictor_model", default_value="",
+                              description="prediction model (empty: config/trajectory_predictor.param.yaml's)"),
         OpaqueFunction(function=launch_nodes),
     ])

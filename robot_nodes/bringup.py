@@ -100,10 +100,12 @@ class Bringup:
         rclpy.try_shutdown(context=self.context)
 
 
-def detector_hint(error: Exception) -> str:
-    """A pointer to --detector-model / --no-detector after a lidar_detector start-up failure."""
+def model_hint(error: Exception) -> str:
+    """A pointer to the model options after a lidar_detector or trajectory_predictor start-up failure."""
     if str(error).startswith("lidar_detector:"):
         return "\n(give a checkpoint with --detector-model PATH, or run without the detector: --no-detector)"
+    if str(error).startswith("trajectory_predictor:"):
+        return "\n(give a model with --predictor-model PATH, or run without the predictor: --no-predictor)"
     return ""
 
 
@@ -117,20 +119,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--executor", choices=EXECUTORS, default="per-node", help="how the nodes are spun")
     parser.add_argument("--detector-model", metavar="PATH", type=Path,
                         help="lidar detector checkpoint (default: config/lidar_detector.param.yaml's model_path)")
-    parser.add_argument("--no-detector", action="store_true", help="leave the lidar detector out")
+    parser.add_argument("--no-detector", action="store_true", help="leave the lidar detector (and the predictor) out")
+    parser.add_argument("--predictor-model", metavar="PATH", type=Path,
+                        help="prediction model (default: config/trajectory_predictor.param.yaml's model_path)")
+    parser.add_argument("--no-predictor", action="store_true", help="leave the tracker and predictor out")
     options = parser.parse_args(argv)
 
     specs = graph.simulation_graph(options.scenario, options.seed, options.real_time_factor,
                                    wait_for_subscribers=10.0 if options.record else None,
                                    detector=not options.no_detector,
-                                   detector_model=str(options.detector_model.resolve()) if options.detector_model else None)
+                                   detector_model=str(options.detector_model.resolve()) if options.detector_model else None,
+                                   predictor=not options.no_predictor,
+                                   predictor_model=str(options.predictor_model.resolve()) if options.predictor_model else None)
     if options.record:
-        recorded = topics.SIMULATED_SENSOR_TOPICS + ([] if options.no_detector else [topics.DETECTED_OBJECTS])
+        perception = [spec.name for spec in specs]
+        recorded = topics.SIMULATED_SENSOR_TOPICS + (
+            [topics.DETECTED_OBJECTS] if "lidar_detector" in perception else []) + (
+            [topics.TRACKED_OBJECTS, topics.PREDICTED_OBJECTS] if "trajectory_predictor" in perception else [])
         specs.append(graph.bag_recorder(options.record, recorded, use_sim_time=True))
     try:
         bringup = Bringup(specs, executor=options.executor)
     except (ParameterError, StartupError) as error:
-        print(f"bringup: {error}{detector_hint(error)}", file=sys.stderr)
+        print(f"bringup: {error}{model_hint(error)}", file=sys.stderr)
         return 2
     try:
         bringup.spin_until(lambda: options.duration and bringup.sim_time > options.duration)

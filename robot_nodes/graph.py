@@ -90,6 +90,18 @@ def lidar_detector(model_path: str | None = None) -> NodeSpec:
         parameters={"use_sim_time": True, **({"model_path": model_path} if model_path else {})})
 
 
+def trajectory_predictor(model_path: str | None = None) -> NodeSpec:
+    """Tracker and predictor on the contract's detections; model_path overrides the parameter file's."""
+    return NodeSpec(
+        name="trajectory_predictor", executable="trajectory_predictor",
+        node_class="robot_nodes.trajectory_predictor:TrajectoryPredictorNode",
+        remappings=(("~/input/objects", topics.DETECTED_OBJECTS), ("~/input/odometry", topics.ODOMETRY),
+                    ("~/input/tf_static", topics.TF_STATIC), ("~/output/tracks", topics.TRACKED_OBJECTS),
+                    ("~/output/predicted_objects", topics.PREDICTED_OBJECTS),
+                    ("~/output/markers", topics.TRAJECTORY_PREDICTOR_MARKERS)),
+        parameters={"use_sim_time": True, **({"model_path": model_path} if model_path else {})})
+
+
 def bag_player(bag: str, rate: float = 1.0, loop: bool = False, topic_names: list[str] | None = None) -> NodeSpec:
     """A player of the bag; topic_names (None or empty: every topic of the bag) selects what it plays."""
     return NodeSpec(
@@ -97,24 +109,34 @@ def bag_player(bag: str, rate: float = 1.0, loop: bool = False, topic_names: lis
         parameters={"bag": bag, "rate": rate, "loop": loop, **({"topics": list(topic_names)} if topic_names else {})})
 
 
-DETECTOR_OUTPUTS = (topics.DETECTED_OBJECTS, topics.LIDAR_DETECTOR_MARKERS)
-"""Topics the lidar detector publishes on the contract (a replay that runs the detector leaves them out)."""
+PERCEPTION_OUTPUTS = (topics.DETECTED_OBJECTS, topics.LIDAR_DETECTOR_MARKERS, topics.TRACKED_OBJECTS,
+                      topics.PREDICTED_OBJECTS, topics.TRAJECTORY_PREDICTOR_MARKERS)
+"""Topics the detector and the predictor publish on the contract (a replay that runs them leaves them out)."""
+
+
+def perception_nodes(detector_model: str | None = None, predictor: bool = True,
+                     predictor_model: str | None = None) -> list[NodeSpec]:
+    """The lidar detector and (with `predictor`) the tracker and predictor on its objects."""
+    return [lidar_detector(detector_model)] + ([trajectory_predictor(predictor_model)] if predictor else [])
 
 
 def simulation_graph(scenario: str | None = None, seed: int | None = None, real_time_factor: float | None = None,
                      wait_for_subscribers: float | None = None, detector: bool = True,
-                     detector_model: str | None = None) -> list[NodeSpec]:
+                     detector_model: str | None = None, predictor: bool = True,
+                     predictor_model: str | None = None) -> list[NodeSpec]:
     """The simulated world, the lane-keeping controller that drives the robot in it and (with
-    `detector`) the lidar detector on the world's scans."""
+    `detector`) the lidar detector on the world's scans, followed (with `predictor`) by the tracker
+    and predictor."""
     specs = [sim_world(scenario, seed, real_time_factor, wait_for_subscribers), lane_keeping_controller(scenario)]
-    return specs + [lidar_detector(detector_model)] if detector else specs
+    return specs + perception_nodes(detector_model, predictor, predictor_model) if detector else specs
 
 
 def replay_graph(bag: str, rate: float = 1.0, loop: bool = False, detector: bool = True,
-                 detector_model: str | None = None) -> list[NodeSpec]:
-    """A bag player onto the topic contract with /clock and (with `detector`) the lidar detector on
-    the replayed scans. The detector's outputs recorded in the bag are then not played, so that
-    each of those topics has one publisher."""
+                 detector_model: str | None = None, predictor: bool = True,
+                 predictor_model: str | None = None) -> list[NodeSpec]:
+    """A bag player onto the topic contract with /clock and (with `detector`) the lidar detector and
+    (with `predictor`) the tracker and predictor on the replayed scans. Their outputs recorded in the
+    bag are then not played, so that each of those topics has one publisher."""
     if not detector:
         return [bag_player(bag, rate, loop)]
     from robot_nodes.bags import BagError, BagReader  # here: rosbags is needed only for a replay
@@ -122,8 +144,8 @@ def replay_graph(bag: str, rate: float = 1.0, loop: bool = False, detector: bool
     played = None
     try:
         recorded = set(BagReader(bag).topics())
-        if recorded & set(DETECTOR_OUTPUTS):
-            played = sorted(recorded - set(DETECTOR_OUTPUTS))
+        if recorded & set(PERCEPTION_OUTPUTS):
+            played = sorted(recorded - set(PERCEPTION_OUTPUTS))
     except BagError:
         pass  # the player itself says what is wrong with the bag
-    return [bag_player(bag, rate, loop, played), lidar_detector(detector_model)]
+    return [bag_player(bag, rate, loop, played)] + perception_nodes(detector_model, predictor, predictor_model)

@@ -1,7 +1,8 @@
 """edge-demo, the main job: run the simulated world under the lane-keeping controller with the
-lidar detector over ROS, record every topic to a rosbag2 bag, replay the bag through a bag_player,
-check that nothing was lost, score the replayed detections against the simulated ground truth,
-and print a summary (also written to <output>/summary.md)."""
+lidar detector and the tracker/predictor over ROS, record every topic to a rosbag2 bag, replay the
+bag through a bag_player, check that nothing was lost, score the replayed detections and
+predictions against the simulated ground truth, and print a summary (also written to
+<output>/summary.md)."""
 from __future__ import annotations
 
 import argparse
@@ -21,21 +22,23 @@ from rclpy.qos import QoSProfile
 from rclpy.serialization import deserialize_message
 from tqdm import tqdm
 
-from edge_robot_msgs.msg import DetectedObjects, GroundTruthObjects
+from edge_robot_msgs.msg import DetectedObjects, GroundTruthObjects, PredictedObjects
 from geometry_msgs.msg import Point, Pose, Quaternion
 from nav_msgs.msg import Odometry
 from tf2_msgs.msg import TFMessage
 
 from evaluation.detection_run import DetectionRunResult, score_detection_run
+from evaluation.prediction_run import MATCH_DISTANCE, score_prediction_run
 from robot_nodes import graph, topics
 from robot_nodes.bags import BagError, BagReader, BagTopic, adapted_qos, message_class
-from robot_nodes.bringup import Bringup, detector_hint
-from robot_nodes.conversions import (msg_to_detected_objects, msg_to_ground_truth_objects, odometry_to_se2,
-                                     pose_to_se3)
+from robot_nodes.bringup import Bringup, model_hint
+from robot_nodes.conversions import (msg_to_detected_objects, msg_to_ground_truth_objects, msg_to_predicted_objects,
+                                     odometry_to_se2, pose_to_se3)
 from robot_nodes.parameters import ParameterError
 from robot_nodes.runner import StartupError
 
-SUMMARY_TOPICS = (topics.ODOMETRY, topics.GROUND_TRUTH_OBJECTS, topics.DETECTED_OBJECTS, topics.TF_STATIC)
+SUMMARY_TOPICS = (topics.ODOMETRY, topics.GROUND_TRUTH_OBJECTS, topics.DETECTED_OBJECTS, topics.TF_STATIC,
+                  topics.PREDICTED_OBJECTS)
 """Topics whose replayed messages are kept (raw) and decoded for the summary after the replay."""
 
 
@@ -54,6 +57,16 @@ class DetectorRun:
     """Its DetectorCounters, as a dict."""
     processing_times_ms: list[float]
     """Milliseconds from a cloud's arrival to its objects going out, per processed cloud."""
+
+
+@dataclass
+class PredictorRun:
+    """What the trajectory_predictor did during the simulation."""
+
+    counters: dict
+    """Its PredictorCounters, as a dict."""
+    processing_times_ms: list[float]
+    """Milliseconds from a detections message's arrival to its predictions going out."""
 
 
 @dataclass
@@ -94,6 +107,11 @@ class ReplayTally:
         frame = messages[0].header.frame_id if messages else None
         return [(stamp_ns(message.header.stamp), msg_to_detected_objects(message)) for message in messages], frame
 
+    def stamped_predictions(self) -> list[tuple[int, list]]:
+        """(stamp_ns, predicted objects) per predictions message."""
+        return [(stamp_ns(message.header.stamp), msg_to_predicted_objects(message))
+                for message in self._decoded(topics.PREDICTED_OBJECTS, PredictedObjects)]
+
     def static_transform(self, parent: str, child: str) -> np.ndarray | None:
         """The 4x4 pose of `child` in `parent` from the replayed /tf_static, or None."""
         for message in self._decoded(topics.TF_STATIC, TFMessage):
@@ -126,17 +144,22 @@ class ReplayMonitor(Node):
 
 
 def simulate_and_record(bag: Path, duration: float, scenario: str | None, seed: int | None,
-                        real_time_factor: float, detector: bool = True, detector_model: str | None = None
-                        ) -> tuple[collections.Counter, float, DetectorRun | None]:
-    """Run the simulation graph plus a recorder; returns the published counts (sim_world's, and the
-    detector's objects), wall seconds and what the detector did (None without it)."""
+                        real_time_factor: float, detector: bool = True, detector_model: str | None = None,
+                        predictor: bool = True, predictor_model: str | None = None
+                        ) -> tuple[collections.Counter, float, DetectorRun | None, PredictorRun | None]:
+    """Run the simulation graph plus a recorder; returns the published counts (sim_world's, the
+    detector's objects and the predictor's), wall seconds and what the detector and the predictor
+    did (None without them)."""
     # The world waits for the recorder's subscriptions so the bag starts with the first step.
     specs = graph.simulation_graph(scenario, seed, real_time_factor, wait_for_subscribers=10.0, detector=detector,
-                                   detector_model=detector_model)
-    recorded = topics.SIMULATED_SENSOR_TOPICS + ([topics.DETECTED_OBJECTS] if detector else [])
+                                   detector_model=detector_model, predictor=predictor, predictor_model=predictor_model)
+    running = {spec.name for spec in specs}
+    predictor = "trajectory_predictor" in running
+    recorded = topics.SIMULATED_SENSOR_TOPICS + ([topics.DETECTED_OBJECTS] if detector else []) + (
+        [topics.TRACKED_OBJECTS, topics.PREDICTED_OBJECTS] if predictor else [])
     specs.append(graph.bag_recorder(str(bag), recorded, use_sim_time=True))
     bringup = Bringup(specs)
-    detector_run, node = None, None
+    detector_run, predictor_run, node, predictor_node = None, None, None, None
     started = time.perf_counter()
     with tqdm(total=duration, desc="simulating + recording", unit="sim s", bar_format="{l_bar}{bar}| {n:.1f}/{total:.0f} sim s") as bar:
         def done() -> bool:
@@ -146,13 +169,18 @@ def simulate_and_record(bag: Path, duration: float, scenario: str | None, seed: 
             bringup.spin_until(done)
             published = collections.Counter(bringup.node("sim_world").published)
             node = bringup.node("lidar_detector") if detector else None
+            predictor_node = bringup.node("trajectory_predictor") if predictor else None
         finally:
             bringup.shutdown()  # lets a detection in progress finish (and publish: counted, not recorded)
     if node is not None:
         published[topics.DETECTED_OBJECTS] = node.counters.processed
         detector_run = DetectorRun(tuple(node.point_range), dataclasses.asdict(node.counters),
                                    list(node.processing_times_ms))
-    return published, time.perf_counter() - started, detector_run
+    if predictor_node is not None:
+        published[topics.TRACKED_OBJECTS] = published[topics.PREDICTED_OBJECTS] = predictor_node.counters.processed
+        predictor_run = PredictorRun(dataclasses.asdict(predictor_node.counters),
+                                     list(predictor_node.processing_times_ms))
+    return published, time.perf_counter() - started, detector_run, predictor_run
 
 
 def replay(bag: Path, rate: float) -> tuple[ReplayTally, float]:
@@ -225,9 +253,36 @@ def detection_markdown(tally: ReplayTally, run: DetectorRun, recorded: int) -> l
     return lines
 
 
+def prediction_markdown(tally: ReplayTally, run: PredictorRun) -> list[str]:
+    """The predictor's message counts, processing time and ADE/FDE against the ground truth (summary lines)."""
+    counts = run.counters
+    lines = ["", "## Tracking and prediction", "",
+             f"- detections messages: {counts['received']} received, {counts['processed']} processed, "
+             f"{counts['rejected']} rejected, {counts['skipped_without_pose']} skipped without a pose, "
+             f"{counts['resets']} tracker resets"]
+    times = np.array(run.processing_times_ms)
+    if len(times):
+        lines.append(f"- processing time (detections in → predictions out): median {np.median(times):.1f} ms, "
+                     f"90th percentile {np.percentile(times, 90):.1f} ms, max {times.max():.1f} ms")
+    predictions = tally.stamped_predictions()
+    if not predictions:
+        return lines + ["- ADE/FDE not scored: no predictions in the bag"]
+    result = score_prediction_run(predictions, tally.stamped_ground_truth())
+    if not result.errors:
+        return lines + [f"- ADE/FDE not scored: no prediction matched a true object within {MATCH_DISTANCE:g} m "
+                        "with its whole horizon in the run"]
+    lines += [f"- ADE/FDE (m) of the most likely mode against the simulated ground truth (tracks matched to "
+              f"the true object within {MATCH_DISTANCE:g} m; not scored: {result.parked} predictions of parked objects, "
+              f"{result.unmatched} of false tracks and {result.incomplete} whose horizon ran past the run or the "
+              "object's life):", "",
+              result.to_markdown()]
+    return lines
+
+
 def summary_markdown(bag: Path, duration: float, record_wall: float, replay_wall: float,
                      recorded: collections.Counter, recorded_digests: dict, tally: ReplayTally,
-                     published: collections.Counter, detector_run: DetectorRun | None = None) -> str:
+                     published: collections.Counter, detector_run: DetectorRun | None = None,
+                     predictor_run: PredictorRun | None = None) -> str:
     lines = [f"# edge-demo summary ({datetime.now(timezone.utc):%Y-%m-%d %H:%M UTC})", "",
              f"- bag: `{bag}` ({sum(recorded.values())} messages, {duration:.1f} simulated s)",
              f"- simulation + recording: {record_wall:.1f} wall s ({duration / record_wall:.2f}x real time)",
@@ -254,6 +309,8 @@ def summary_markdown(bag: Path, duration: float, record_wall: float, replay_wall
                      "seen by the lidar per scan: " + ", ".join(f"{name} {value:.1f}" for name, value in per_scan.items()))
     if detector_run is not None:
         lines += detection_markdown(tally, detector_run, recorded[topics.DETECTED_OBJECTS])
+    if predictor_run is not None:
+        lines += prediction_markdown(tally, predictor_run)
     return "\n".join(lines) + "\n"
 
 
@@ -269,7 +326,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--detector-model", metavar="PATH", type=Path,
                         help="lidar detector checkpoint (default: config/lidar_detector.param.yaml's model_path, "
                              "models/lidar_detector.pt)")
-    parser.add_argument("--no-detector", action="store_true", help="run without the lidar detector")
+    parser.add_argument("--no-detector", action="store_true", help="run without the lidar detector (and predictor)")
+    parser.add_argument("--predictor-model", metavar="PATH", type=Path,
+                        help="prediction model (default: config/trajectory_predictor.param.yaml's model_path, "
+                             "models/trajectory_predictor_apolloscape.onnx)")
+    parser.add_argument("--no-predictor", action="store_true", help="run without the tracker and predictor")
     options = parser.parse_args(argv)
     if not (options.duration > 0 and math.isfinite(options.duration)):
         parser.error("--duration must be a positive number of seconds")
@@ -278,17 +339,19 @@ def main(argv: list[str] | None = None) -> int:
     run_dir.mkdir(parents=True)
     bag = run_dir / "sim_bag"
     try:
-        published, record_wall, detector_run = simulate_and_record(
+        published, record_wall, detector_run, predictor_run = simulate_and_record(
             bag, options.duration, options.scenario, options.seed, options.real_time_factor,
             detector=not options.no_detector,
-            detector_model=str(options.detector_model.resolve()) if options.detector_model else None)
+            detector_model=str(options.detector_model.resolve()) if options.detector_model else None,
+            predictor=not options.no_predictor,
+            predictor_model=str(options.predictor_model.resolve()) if options.predictor_model else None)
         recorded, recorded_digests = bag_digests(bag)
         tally, replay_wall = replay(bag, options.replay_rate)
     except (ParameterError, StartupError, BagError) as error:
-        print(f"edge-demo: {error}{detector_hint(error)}", file=sys.stderr)
+        print(f"edge-demo: {error}{model_hint(error)}", file=sys.stderr)
         return 2
     summary = summary_markdown(bag, options.duration, record_wall, replay_wall, recorded, recorded_digests, tally,
-                               published, detector_run)
+                               published, detector_run, predictor_run)
     (run_dir / "summary.md").write_text(summary)
     print(summary)
     print(f"summary written to {run_dir / 'summary.md'}")

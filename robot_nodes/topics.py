@@ -12,6 +12,7 @@ DETECTED_OBJECTS = "/perception/objects"
 LIDAR_DETECTOR_MARKERS = "/perception/lidar_detector/markers"
 TRACKED_OBJECTS = "/perception/tracks"
 PREDICTED_OBJECTS = "/prediction/objects"
+TRAJECTORY_PREDICTOR_MARKERS = "/prediction/trajectory_predictor/markers"
 PLANNED_PATH = "/planning/path"
 GROUND_TRUTH_OBJECTS = "/simulation/ground_truth/objects"
 
@@ -28,6 +29,7 @@ CONTRACT = {
     LIDAR_DETECTOR_MARKERS: "visualization_msgs/msg/MarkerArray",
     TRACKED_OBJECTS: "edge_robot_msgs/msg/TrackedObjects",
     PREDICTED_OBJECTS: "edge_robot_msgs/msg/PredictedObjects",
+    TRAJECTORY_PREDICTOR_MARKERS: "visualization_msgs/msg/MarkerArray",
     PLANNED_PATH: "nav_msgs/msg/Path",
     GROUND_TRUTH_OBJECTS: "edge_robot_msgs/msg/GroundTruthObjects",
 }

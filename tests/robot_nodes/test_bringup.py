@@ -18,6 +18,7 @@ from robot_nodes.lidar_detector import LidarDetectorConfig
 from robot_nodes.parameters import config_from_parameter_file
 from robot_nodes.record_sim import drive, record_simulation
 from robot_nodes.sim_messages import SimWorldConfig
+from robot_nodes.trajectory_predictor import TrajectoryPredictorConfig
 
 REPO = Path(__file__).resolve().parents[2]
 ALL_SPECS = [*graph.simulation_graph(), graph.bag_player("some_bag"), graph.bag_recorder("out", ["/odom"])]
@@ -49,16 +50,22 @@ def test_every_node_spec_names_real_things(spec):
 
 @pytest.mark.parametrize("node_name, config_cls", [("sim_world", SimWorldConfig),
                                                     ("lane_keeping_controller", LaneKeepingNodeConfig),
-                                                    ("lidar_detector", LidarDetectorConfig)])
+                                                    ("lidar_detector", LidarDetectorConfig),
+                                                    ("trajectory_predictor", TrajectoryPredictorConfig)])
 def test_parameter_files_match_the_configs(node_name, config_cls):
     # Unknown keys or out-of-range values in the file would raise here.
     config_from_parameter_file(config_cls, REPO / "config" / f"{node_name}.param.yaml", node_name)
 
 
-def test_the_simulation_runs_the_detector_and_a_replay_with_it_leaves_the_recorded_detections_out(tmp_path):
-    assert [spec.name for spec in graph.simulation_graph()] == ["sim_world", "lane_keeping_controller", "lidar_detector"]
+def test_the_simulation_runs_the_perception_nodes_and_a_replay_with_them_leaves_their_recorded_outputs_out(tmp_path):
+    assert [spec.name for spec in graph.simulation_graph()] == ["sim_world", "lane_keeping_controller", "lidar_detector",
+                                                                "trajectory_predictor"]
+    assert [spec.name for spec in graph.simulation_graph(predictor=False)][-1] == "lidar_detector"
     assert [spec.name for spec in graph.simulation_graph(detector=False)] == ["sim_world", "lane_keeping_controller"]
-    detector = graph.simulation_graph(detector_model="/some/model.pt")[-1]
+    detector, predictor = graph.simulation_graph(detector_model="/some/model.pt", predictor_model="/p.onnx")[-2:]
+    assert dict(predictor.remappings)["~/input/objects"] == topics.DETECTED_OBJECTS
+    assert dict(predictor.remappings)["~/output/predicted_objects"] == topics.PREDICTED_OBJECTS
+    assert predictor.parameters == {"use_sim_time": True, "model_path": "/p.onnx"}
     assert dict(detector.remappings)["~/input/pointcloud"] == topics.LIDAR_POINTS
     assert dict(detector.remappings)["~/output/objects"] == topics.DETECTED_OBJECTS
     assert detector.parameters == {"use_sim_time": True, "model_path": "/some/model.pt"}
@@ -66,14 +73,15 @@ def test_the_simulation_runs_the_detector_and_a_replay_with_it_leaves_the_record
     sim_config = config_from_parameter_file(SimWorldConfig, REPO / "config" / "sim_world.param.yaml", "sim_world",
                                             {"camera_rate": 0.0})
     bag = record_simulation(tmp_path / "bag", 0.2, sim_config, LaneKeepingNodeConfig(), progress=False).bag
-    player, detector = graph.replay_graph(str(bag))
+    player, detector, predictor = graph.replay_graph(str(bag))
     assert "topics" not in player.parameters and detector.name == "lidar_detector"  # no detections recorded
+    assert predictor.name == "trajectory_predictor"
     assert graph.replay_graph(str(bag), detector=False) == [graph.bag_player(str(bag))]
     with_detections = tmp_path / "with_detections"
     with BagWriter(with_detections) as writer:
-        for topic in (topics.LIDAR_POINTS, topics.DETECTED_OBJECTS):
+        for topic in (topics.LIDAR_POINTS, topics.DETECTED_OBJECTS, topics.PREDICTED_OBJECTS):
             writer.add_topic(topic, topics.CONTRACT[topic])
-    player, _ = graph.replay_graph(str(with_detections))
+    player, _, _ = graph.replay_graph(str(with_detections))
     assert player.parameters["topics"] == [topics.LIDAR_POINTS]
 
 

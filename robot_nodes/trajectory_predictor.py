@@ -1,0 +1,242 @@
+"""trajectory_predictor: tracks the detector's objects and predicts where each one goes.
+
+~/input/objects (DetectedObjects, any frame that /tf_static and odometry lead to) → the multi-object
+tracker (perception.tracking) in the tracking frame (odom) → ~/output/tracks (TrackedObjects) →
+the HiT-style predictor (perception.prediction, onnxruntime) → ~/output/predicted_objects
+(PredictedObjects, modes most probable first), ~/output/markers (boxes, ids and a line per mode)
+and ~/debug/processing_time_ms.
+
+Detections are moved into the tracking frame with the odometry pose at their stamp (interpolated)
+and the sensor's mount from ~/input/tf_static. Time going backwards (a bag loop, a simulator reset)
+resets the tracker and the histories, with a logged reason.
+"""
+from __future__ import annotations
+
+import collections
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+from geometry_msgs.msg import Point, Pose, Quaternion
+from nav_msgs.msg import Odometry
+from rclpy.node import Node
+from rclpy.qos import DurabilityPolicy, QoSProfile
+from std_msgs.msg import Float64, Header
+from tf2_msgs.msg import TFMessage
+from visualization_msgs.msg import MarkerArray
+
+from edge_robot_msgs.msg import DetectedObjects, PredictedObjects, TrackedObjects
+from evaluation.detection_run import pose_at
+from perception.model_files import ModelFileError
+from perception.objects import Box3D, DetectedObject, boxes_into_frame
+from perception.prediction.predictor import TrajectoryPredictor
+from perception.prediction.track_predictor import METHODS, TrackPredictionConfig, TrackPredictor
+from perception.tracking import MultiObjectTracker, TrackerConfig, TrackerInputError
+from robot_nodes.conversions import (MalformedMessageError, msg_to_detected_objects, odometry_to_se2, pose_to_se3,
+                                     predicted_objects_to_msg, stamp_to_seconds, tracked_objects_to_msg)
+from robot_nodes.conversions.markers import predicted_objects_to_markers
+from robot_nodes.input_guard import InputGuard
+from robot_nodes.parameters import declare_config
+from robot_nodes.paths import resolve
+from robot_nodes.runner import StartupError, run_node
+from sim.transforms import planar_pose_matrix
+from sim.validation import check_ranges
+
+ODOMETRY_KEPT_S = 5.0
+"""Seconds of odometry kept to place detections that arrive late."""
+LOG_PERIOD_S = 5.0
+"""Least wall seconds between two repeated warnings of one kind."""
+PROCESSING_TIMES_KEPT = 10000
+"""Processing times kept for the statistics (the newest)."""
+
+
+@dataclass
+class TrajectoryPredictorConfig:
+    """Parameters of the trajectory_predictor node."""
+
+    model_path: str = "models/trajectory_predictor_apolloscape.onnx"
+    """Prediction model (`train-predictor` writes one); relative paths are taken from the package
+    share directory. Not read when method is a baseline."""
+    method: str = "model"
+    """model (the trained network), constant_velocity or constant_turn_rate."""
+    horizon: float = field(default=3.0, metadata={"range": (0.1, 60.0)})
+    """Seconds predicted; cut to the model's own horizon."""
+    modes: int = field(default=3, metadata={"range": (1, 64)})
+    """Futures published per track, most probable first."""
+    tracking_frame: str = "odom"
+    """Fixed frame the tracker works in and tracks and predictions are published in."""
+    max_pose_gap: float = field(default=0.2, metadata={"range": (0.001, 10.0)})
+    """Detections are placed with odometry interpolated between samples at most this far apart, seconds."""
+    threads: int = field(default=1, metadata={"range": (1, 64)})
+    """onnxruntime threads of the predictor."""
+    tracker: TrackerConfig = field(default_factory=TrackerConfig)
+    """The tracker's parameters (tracker.*)."""
+
+    def __post_init__(self) -> None:
+        check_ranges(self)
+        if self.method not in METHODS:
+            raise ValueError(f"method must be one of {', '.join(METHODS)}, got {self.method!r}")
+        if not self.tracking_frame:
+            raise ValueError("tracking_frame must not be empty")
+
+
+@dataclass
+class PredictorCounters:
+    """What became of the detection messages: received = rejected + skipped + processed."""
+
+    received: int = 0
+    """Detection messages that arrived."""
+    processed: int = 0
+    """Messages whose tracks and predictions were published."""
+    rejected: int = 0
+    """Malformed messages or objects (NaN, bad layout), logged with the reason."""
+    skipped_without_pose: int = 0
+    """Messages that could not be placed in the tracking frame (no odometry or mount yet)."""
+    resets: int = 0
+    """Tracker resets because time went backwards."""
+
+
+class TrajectoryPredictorNode(Node):
+    def __init__(self, **node_options) -> None:
+        super().__init__("trajectory_predictor", **node_options)
+        self.config = declare_config(self, TrajectoryPredictorConfig)
+        model = None
+        if self.config.method == "model":
+            path = resolve(self.config.model_path)
+            try:
+                model = TrajectoryPredictor.from_file(path, self.config.threads)
+            except ModelFileError as error:
+                raise StartupError(f"trajectory_predictor: {error} (parameter model_path)") from None
+        self.tracker = MultiObjectTracker(self.config.tracker)
+        self.predictor = TrackPredictor(TrackPredictionConfig(method=self.config.method, horizon=self.config.horizon,
+                                                              modes=self.config.modes), model)
+        self.counters = PredictorCounters()
+        self.processing_times_ms: collections.deque[float] = collections.deque(maxlen=PROCESSING_TIMES_KEPT)
+        self._odometry: collections.deque[tuple[int, float, float, float]] = collections.deque()
+        self._odometry_velocity = (0.0, 0.0)
+        """(speed, yaw rate) of the newest odometry, to place detections stamped just after it."""
+        self._odometry_frames: tuple[str, str] | None = None
+        self._mounts: dict[tuple[str, str], np.ndarray] = {}
+        self._last_stamp: float | None = None
+        self.inputs = InputGuard(self)
+
+        self.pub_tracks = self.create_publisher(TrackedObjects, "~/output/tracks", 10)
+        self.pub_predicted = self.create_publisher(PredictedObjects, "~/output/predicted_objects", 10)
+        self.pub_markers = self.create_publisher(MarkerArray, "~/output/markers", 10)
+        self.pub_processing_time = self.create_publisher(Float64, "~/debug/processing_time_ms", 10)
+        self.create_subscription(DetectedObjects, "~/input/objects",
+                                 self.inputs.wrap("~/input/objects", self.on_objects), 10)
+        self.create_subscription(Odometry, "~/input/odometry", self.inputs.wrap("~/input/odometry", self.on_odometry), 100)
+        self.create_subscription(TFMessage, "~/input/tf_static", self.inputs.wrap("~/input/tf_static", self.on_tf_static),
+                                 QoSProfile(depth=100, durability=DurabilityPolicy.TRANSIENT_LOCAL))
+        source = f"model {path}" if model else self.config.method
+        self.get_logger().info(f"{source}, {self.predictor.predicted_steps} steps of {self.predictor.time_step:g} s, "
+                               f"{self.config.modes} modes, tracking in {self.config.tracking_frame}")
+
+    # --- frames ---------------------------------------------------------------------------------
+
+    def on_odometry(self, message: Odometry) -> None:
+        if message.header.frame_id != self.config.tracking_frame:
+            raise MalformedMessageError(f"odometry is in {message.header.frame_id!r}, the tracking frame is "
+                                        f"{self.config.tracking_frame!r}")
+        stamp_ns = int(round(stamp_to_seconds(message.header.stamp) * 1e9))
+        x, y, yaw, speed, yaw_rate = odometry_to_se2(message)
+        if self._odometry and stamp_ns < self._odometry[-1][0]:
+            self._odometry.clear()  # time went backwards; on_objects resets the tracker
+        self._odometry.append((stamp_ns, x, y, yaw))
+        self._odometry_velocity = (speed, yaw_rate)
+        self._odometry_frames = (message.header.frame_id, message.child_frame_id)
+        while self._odometry and self._odometry[0][0] < stamp_ns - ODOMETRY_KEPT_S * 1e9:
+            self._odometry.popleft()
+
+    def on_tf_static(self, message: TFMessage) -> None:
+        for transform in message.transforms:
+            t, q = transform.transform.translation, transform.transform.rotation
+            self._mounts[(transform.header.frame_id, transform.child_frame_id)] = pose_to_se3(
+                Pose(position=Point(x=t.x, y=t.y, z=t.z), orientation=Quaternion(x=q.x, y=q.y, z=q.z, w=q.w)))
+
+    def _frame_pose(self, frame: str, stamp_ns: int) -> tuple[np.ndarray | None, str]:
+        """The 4x4 pose of `frame` in the tracking frame at the stamp, or None and why not."""
+        if frame == self.config.tracking_frame:
+            return np.eye(4), ""
+        if self._odometry_frames is None:
+            return None, "no odometry yet"
+        base = self._odometry_frames[1]
+        max_gap_ns = int(self.config.max_pose_gap * 1e9)
+        pose = pose_at(list(self._odometry), stamp_ns, max_gap_ns)
+        newest = self._odometry[-1] if self._odometry else None
+        if pose is None and newest is not None and 0 < stamp_ns - newest[0] <= max_gap_ns:
+            pose = _extrapolated(newest, self._odometry_velocity, (stamp_ns - newest[0]) * 1e-9)
+        if pose is None:
+            return None, f"no odometry within {self.config.max_pose_gap:g} s of the detections' stamp"
+        base_pose = planar_pose_matrix(*pose)
+        if frame == base:
+            return base_pose, ""
+        mount = self._mounts.get((base, frame))
+        if mount is None:
+            return None, f"no {base} → {frame} transform on /tf_static yet"
+        return base_pose @ mount, ""
+
+    # --- detections → tracks → predictions ------------------------------------------------------
+
+    def on_objects(self, message: DetectedObjects) -> None:
+        received_at = time.perf_counter()
+        self.counters.received += 1
+        try:
+            detections = msg_to_detected_objects(message)
+        except MalformedMessageError:
+            self.counters.rejected += 1
+            raise
+        stamp = stamp_to_seconds(message.header.stamp)
+        if self._last_stamp is not None and stamp <= self._last_stamp:
+            self.counters.resets += 1
+            self.get_logger().warning(
+                f"detections stamped {stamp:.3f} s, not after the previous {self._last_stamp:.3f} s (bag loop or "
+                f"simulator reset): tracks and histories reset ({self.counters.resets} so far)")
+            self.tracker.reset()
+            self.predictor.reset()
+        self._last_stamp = stamp
+        frame_pose, why = self._frame_pose(message.header.frame_id, int(round(stamp * 1e9)))
+        if frame_pose is None:
+            self.counters.skipped_without_pose += 1
+            self.get_logger().warning(f"detections skipped: {why} ({self.counters.skipped_without_pose} so far)",
+                                      throttle_duration_sec=LOG_PERIOD_S)
+            return
+        try:
+            tracks = self.tracker.update(_into_frame(detections, frame_pose), stamp)
+        except TrackerInputError as error:
+            self.counters.rejected += 1
+            raise MalformedMessageError(str(error)) from None
+        predicted = self.predictor.update(stamp, tracks)
+        header = Header(stamp=message.header.stamp, frame_id=self.config.tracking_frame)
+        self.pub_tracks.publish(tracked_objects_to_msg(tracks, header))
+        self.pub_predicted.publish(predicted_objects_to_msg(predicted, header))
+        elapsed_ms = 1e3 * (time.perf_counter() - received_at)
+        self.pub_markers.publish(predicted_objects_to_markers(predicted, header, self.get_name()))
+        self.pub_processing_time.publish(Float64(data=elapsed_ms))
+        self.counters.processed += 1
+        self.processing_times_ms.append(elapsed_ms)
+
+
+def _extrapolated(sample: tuple[int, float, float, float], velocity: tuple[float, float],
+                  seconds: float) -> tuple[float, float, float]:
+    """A (stamp, x, y, yaw) odometry sample moved on by its (speed, yaw rate) for a few milliseconds:
+    the detections of a scan can arrive before the odometry of the same instant."""
+    _, x, y, yaw = sample
+    speed, yaw_rate = velocity
+    heading = yaw + 0.5 * yaw_rate * seconds
+    return x + speed * seconds * np.cos(heading), y + speed * seconds * np.sin(heading), yaw + yaw_rate * seconds
+
+
+def _into_frame(detections: list[DetectedObject], frame_pose: np.ndarray) -> list[DetectedObject]:
+    if not detections or np.array_equal(frame_pose, np.eye(4)):
+        return detections
+    # boxes_into_frame expresses parent-frame boxes in a child; the tracking frame is the sensor frame's parent.
+    boxes = boxes_into_frame(np.array([[*d.box.center, *d.box.size, d.box.yaw] for d in detections]),
+                             np.linalg.inv(frame_pose))
+    return [DetectedObject(d.label, d.score, Box3D(box[:3], box[3:6], box[6]), d.num_points)
+            for d, box in zip(detections, boxes)]
+
+
+def main(args: list[str] | None = None) -> int:
+    return run_node(TrajectoryPredictorNode, args)
