@@ -136,10 +136,14 @@ def _change(model: float, baseline: float) -> str:
     return f"{100.0 * (model - baseline) / baseline:+.0f}%"
 
 
+def _modes(evaluation: Evaluation) -> int:
+    return next(iter(evaluation.scores["model"].values())).best_of[0].shape[0]
+
+
 def apolloscape_markdown(evaluation: Evaluation, title: str) -> list[str]:
     lines = [f"### {title}", "",
              "| type | agents | CV ADE / FDE | CTRV ADE / FDE | model ADE / FDE (most likely) | vs CV | "
-             "model minADE / minFDE (6 modes) |", "| --- | ---: | --- | --- | --- | --- | --- |"]
+             f"model minADE / minFDE ({_modes(evaluation)} modes) |", "| --- | ---: | --- | --- | --- | --- | --- |"]
     weighted = {method: [0.0, 0.0] for method in ("constant_velocity", "constant_turn_rate", "model")}
     for agent_type in APOLLOSCAPE_WEIGHTS:
         cv, ctrv, model = (evaluation.summary(m, agent_type) for m in ("constant_velocity", "constant_turn_rate", "model"))
@@ -152,7 +156,11 @@ def apolloscape_markdown(evaluation: Evaluation, title: str) -> list[str]:
                      f"{ctrv['ade']:.2f} / {ctrv['fde']:.2f} | **{model['ade']:.2f} / {model['fde']:.2f}** | "
                      f"{_change(model['ade'], cv['ade'])} / {_change(model['fde'], cv['fde'])} | "
                      f"{model['min_ade']:.2f} / {model['min_fde']:.2f} |")
-    cv, ctrv, model = weighted["constant_velocity"], weighted["constant_turn_rate"], weighted["model"]
+    present = sum(weight for agent_type, weight in APOLLOSCAPE_WEIGHTS.items()
+                  if evaluation.summary("model", agent_type)["count"])
+    # Without one of the types (no cyclists in the simulator) the others' weights are rescaled to sum to 1.
+    cv, ctrv, model = ([value / present for value in weighted[m]]
+                       for m in ("constant_velocity", "constant_turn_rate", "model"))
     lines += [f"| weighted sum (WSADE / WSFDE) | | {cv[0]:.2f} / {cv[1]:.2f} | {ctrv[0]:.2f} / {ctrv[1]:.2f} | "
               f"**{model[0]:.2f} / {model[1]:.2f}** | {_change(model[0], cv[0])} / {_change(model[1], cv[1])} | |", "",
               "RMSE (m) of the most likely mode at 1, 2 and 3 s:", "",
@@ -168,8 +176,9 @@ def apolloscape_markdown(evaluation: Evaluation, title: str) -> list[str]:
 
 
 def eth_ucy_markdown(evaluations: dict[str, Evaluation]) -> list[str]:
+    modes = _modes(next(iter(evaluations.values())))
     lines = ["| scene | agents | CV ADE / FDE | CTRV ADE / FDE | model most likely ADE / FDE | model best of 20 ADE / FDE | "
-             "model minADE / minFDE (6 modes) | RMSE 1 s / 2 s / 3 s (model) |",
+             f"model minADE / minFDE ({modes} modes) | RMSE 1 s / 2 s / 3 s (model) |",
              "| --- | ---: | --- | --- | --- | --- | --- | --- |"]
     rows = {m: [] for m in ("constant_velocity", "constant_turn_rate", "model", "model_samples")}
     keys = tuple(f"rmse_{s:g}s" for s in RMSE_SECONDS)
@@ -194,31 +203,52 @@ def eth_ucy_markdown(evaluations: dict[str, Evaluation]) -> list[str]:
     return lines
 
 
-def plot_examples(examples: list[tuple[Window, ScenePrediction]], protocol: Protocol, title: str, path: Path) -> None:
-    """History, truth, the K modes (opacity = probability) and constant velocity of the scored agents."""
-    figure, axes = plt.subplots(1, len(examples), figsize=(5.5 * len(examples), 5.2), squeeze=False)
+def goals_markdown(apollo: Evaluation, eth_ucy: dict[str, Evaluation]) -> list[str]:
+    """The issue's two goals, met or not, from the measured figures."""
+    model, cv = apollo.summary("model", AgentType.VEHICLE), apollo.summary("constant_velocity", AgentType.VEHICLE)
+    ade_change, fde_change = 1 - model["ade"] / cv["ade"], 1 - model["fde"] / cv["fde"]
+    vehicles_met = ade_change >= 0.30 and fde_change >= 0.30
+    ade = float(np.mean([e.summary("model", AgentType.PEDESTRIAN)["ade"] for e in eth_ucy.values()]))
+    fde = float(np.mean([e.summary("model", AgentType.PEDESTRIAN)["fde"] for e in eth_ucy.values()]))
+    pedestrians_met = ade <= 0.45 and fde <= 0.95
+    return ["| goal | measured | met |", "| --- | --- | --- |",
+            f"| ApolloScape vehicles: ADE and FDE ≥ 30 % below constant velocity (test) | {100 * ade_change:.0f} % / "
+            f"{100 * fde_change:.0f} % below | {'yes' if vehicles_met else '**no**'} |",
+            f"| ETH/UCY most likely mode, average of 5 scenes ≤ 0.45 / 0.95 m | {ade:.2f} / {fde:.2f} m | "
+            f"{'yes' if pedestrians_met else '**no**'} |", ""]
+
+
+def plot_examples(examples: list[tuple[Window, ScenePrediction]], protocol: Protocol, title: str, path: Path,
+                  view: float) -> None:
+    """Each window zoomed (±view metres) on the scored agent that constant velocity misses most:
+    histories, true futures, the K modes (opacity = probability, most likely thickest) and CV."""
+    figure, axes = plt.subplots(1, len(examples), figsize=(5.2 * len(examples), 5.4), squeeze=False)
     for axis, (window, prediction) in zip(axes[0], examples):
         scored = np.flatnonzero(window.targets)
         cv = constant_velocity(window.history, protocol.predicted, protocol.time_step)
+        focus = scored[np.argmax(np.linalg.norm(cv[scored, -1] - window.future[scored, -1], axis=-1))]
         for agent in scored:
             history, future = window.history[agent], window.future[agent]
             axis.plot(history[:, 0], history[:, 1], color="0.45", lw=1.5)
             for mode in range(prediction.means.shape[1]):
                 path_xy = np.vstack([history[-1], prediction.means[agent, mode]])
-                axis.plot(path_xy[:, 0], path_xy[:, 1], color="tab:blue",
-                          alpha=float(0.15 + 0.85 * prediction.probabilities[agent, mode]), lw=1.2)
+                axis.plot(path_xy[:, 0], path_xy[:, 1], color="tab:blue", lw=2.2 if mode == 0 else 1.2,
+                          alpha=float(0.3 + 0.7 * prediction.probabilities[agent, mode]))
             axis.plot(*np.vstack([history[-1], future]).T, color="tab:green", lw=2.0)
             axis.plot(*np.vstack([history[-1], cv[agent]]).T, color="tab:red", lw=1.0, ls="--")
         others = np.setdiff1d(np.arange(len(window.history)), scored)
         if len(others):
             axis.scatter(window.history[others, -1, 0], window.history[others, -1, 1], s=8, color="0.7")
-        axis.set_aspect("equal", adjustable="datalim")
-        axis.set_title(window.source, fontsize=9)
+        centre = window.history[focus, -1]
+        axis.set_xlim(centre[0] - view, centre[0] + view)
+        axis.set_ylim(centre[1] - view, centre[1] + view)
+        axis.set_aspect("equal")
+        axis.set_title(f"{window.source}, {len(scored)} scored agents", fontsize=9)
         axis.set_xlabel("x (m)")
         axis.set_ylabel("y (m)")
     handles = [plt.Line2D([], [], color=c, ls=s, lw=w) for c, s, w in
-               (("0.45", "-", 1.5), ("tab:green", "-", 2), ("tab:blue", "-", 1.2), ("tab:red", "--", 1))]
-    figure.legend(handles, ["observed", "true future", "predicted modes (opacity = probability)",
+               (("0.45", "-", 1.5), ("tab:green", "-", 2), ("tab:blue", "-", 2.2), ("tab:red", "--", 1))]
+    figure.legend(handles, ["observed", "true future", "predicted modes (opacity = probability, thick: most likely)",
                             "constant velocity"], loc="lower center", ncol=4, fontsize=9)
     figure.suptitle(title)
     figure.tight_layout(rect=(0, 0.06, 1, 0.95))
@@ -232,7 +262,7 @@ def model_card(name: str, models: dict[str, Path], training: dict[str, dict], li
     card = [f"# Trajectory predictor: {name}", "",
             "HiT-style predictor (perception/prediction): GRU encoder over each agent's history in its own frame "
             "with behaviour statistics and dynamic-centrality features, attention over neighbours, "
-            "6-mode Gaussian decoder. Made by `train-predictor`, scored by `evaluate-predictor` "
+            "K-mode Gaussian decoder. Made by `train-predictor`, scored by `evaluate-predictor` "
             "(report: [docs/prediction_evaluation.md](../docs/prediction_evaluation.md)).", "",
             "| file | sha256 | training windows | validation windows | best epoch (val ADE) | training time |",
             "| --- | --- | ---: | ---: | --- | --- |"]
@@ -240,7 +270,7 @@ def model_card(name: str, models: dict[str, Path], training: dict[str, dict], li
         meta = training[fold]
         card.append(f"| `{onnx_path.name}` (+ `.pt`) | `{_sha256(onnx_path)[:16]}…` / `{_sha256(onnx_path.with_suffix('.pt'))[:16]}…` | "
                     f"{meta['training_windows']} | {meta['validation_windows']} | {meta['best_epoch']} "
-                    f"({meta['best_val_ade']:.3f} m) | {meta['training_seconds']:.0f} s, {meta['torch_threads']} threads |")
+                    f"({meta['best_val_ade']:.3f} m) | {meta['training_seconds']:.0f} s, {meta['torch_threads']} torch thread(s) |")
     first = training[next(iter(models))]
     card += ["", f"Protocol: observe {first['protocol']['observed']} steps, predict {first['protocol']['predicted']} "
              f"at {first['protocol']['time_step']} s; scored: {', '.join(first['protocol']['scored_types'])}.",
@@ -281,7 +311,7 @@ def _report(args: argparse.Namespace, started: float) -> int:
     apollo_lines = apolloscape_markdown(apollo_eval, "ApolloScape test sequences "
                                         f"({', '.join(r.name for r in split['test'])})")
     plot_examples(apollo_eval.examples, apollo_protocol, "ApolloScape test: observed 3 s, predicted 3 s",
-                  args.images / "prediction_apolloscape.png")
+                  args.images / "prediction_apolloscape.png", view=30.0)
 
     eth_models = {scene: args.models / f"trajectory_predictor_eth_ucy_{scene}.onnx" for scene in args.scenes}
     eth_evals = {}
@@ -292,14 +322,15 @@ def _report(args: argparse.Namespace, started: float) -> int:
                                     keep_examples=1)
     eth_lines = eth_ucy_markdown(eth_evals)
     plot_examples([e.examples[0] for e in eth_evals.values()], eth_protocol,
-                  "ETH/UCY held-out scenes: observed 3.2 s, predicted 4.8 s", args.images / "prediction_eth_ucy.png")
+                  "ETH/UCY held-out scenes: observed 3.2 s, predicted 4.8 s", args.images / "prediction_eth_ucy.png",
+                  view=6.0)
 
     simulated = simulated_recordings(args.scenarios, args.sim_seed, args.sim_duration, apollo_protocol.time_step)
     sim_eval = evaluate(apollo, protocol_windows(simulated, apollo_protocol), apollo_protocol, "simulated traffic")
     sim_lines = apolloscape_markdown(sim_eval, f"Simulated traffic ({', '.join(r.name for r in simulated)}, "
                                      f"{args.sim_duration:g} s each), ApolloScape model")
     plot_examples(sim_eval.examples, apollo_protocol, "Simulated traffic, ApolloScape model",
-                  args.images / "prediction_simulated.png")
+                  args.images / "prediction_simulated.png", view=30.0)
 
     training = {"apolloscape": TrajectoryPredictor.from_file(apollo_path).metadata}
     training.update({f"eth_ucy_{scene}": TrajectoryPredictor.from_file(path).metadata for scene, path in eth_models.items()})
@@ -322,9 +353,10 @@ def _report(args: argparse.Namespace, started: float) -> int:
               f"Python {machine['python']}, onnxruntime {onnxruntime.__version__}). Models: the ONNX files in "
               "`models/` run in onnxruntime exactly as the `trajectory_predictor` node runs them. "
               "ADE/FDE in metres; *most likely* is the mode of highest probability; best of 20 draws 20 futures "
-              "from the predicted Gaussian mixture (seed 0); minADE over the 6 mode means is given too. "
+              "from the predicted Gaussian mixture (seed 0); minADE over the K mode means is given too. "
               "CV: constant velocity from the last observed step; CTRV: constant speed and turn rate from the "
-              "last two steps.", "", "## ApolloScape (observe 3 s, predict 3 s, 2 Hz)", "",
+              "last two steps.", "", "## Against the goals", ""] + goals_markdown(apollo_eval, eth_evals) + [
+              "## ApolloScape (observe 3 s, predict 3 s, 2 Hz)", "",
               "Split by sequence (`perception.prediction.recordings.APOLLOSCAPE_SPLIT`): sequences 9062 and "
               "9063 test, 9060 and 9061 validation, the other 12 train. Scored: every vehicle, pedestrian and "
               "cyclist present in all 12 frames of a window (every start frame); weighted sums use the "

@@ -29,6 +29,11 @@ from perception.prediction.recordings import ETH_UCY_SCENES, PROTOCOLS, Recordin
 from sim.validation import check_ranges
 from training.prediction_data import Batch, Sample, collate, feature_statistics, make_samples
 
+DATASET_DEFAULTS = {"apolloscape": {"modes": 6, "most_likely_weight": 1.0},
+                    "eth_ucy": {"modes": 3, "most_likely_weight": 3.0}}
+"""Settings per dataset, chosen by validation ADE (docs/prediction_evaluation.md): pedestrians'
+futures are scored on the most likely of fewer modes, weighted more."""
+
 FEATURES = {
     "apolloscape": FeatureConfig(neighbour_radius=30.0, kernel_distance=10.0, kernel_speed=3.0),
     "eth_ucy": FeatureConfig(neighbour_radius=10.0, kernel_distance=2.0, kernel_speed=1.0),
@@ -40,9 +45,9 @@ FEATURES = {
 class TrainConfig:
     """Optimisation settings."""
 
-    epochs: int = field(default=40, metadata={"range": (1, 10000)})
+    epochs: int = field(default=60, metadata={"range": (1, 10000)})
     """Passes over the training windows."""
-    batch_size: int = field(default=32, metadata={"range": (1, 4096)})
+    batch_size: int = field(default=16, metadata={"range": (1, 4096)})
     """Scenes per step."""
     learning_rate: float = field(default=2e-3, metadata={"range": (1e-6, 1.0)})
     """Peak learning rate (one-cycle schedule)."""
@@ -51,6 +56,8 @@ class TrainConfig:
     most_likely_weight: float = field(default=1.0, metadata={"range": (0.0, 100.0)})
     """Weight of the ADE of the mode the network ranks most probable, added to the winner-takes-all
     loss: the most likely mode is what a planner uses, so it is trained to be right on its own."""
+    mirror: bool = True
+    """Mirror half the training scenes across their agents' x axes (left and right swapped)."""
     seed: int = 0
     """Seed of the initialisation, shuffling and augmentation."""
 
@@ -116,7 +123,7 @@ def train_model(train: list[Sample], val: list[Sample], network_config: NetworkC
         for epoch in range(config.epochs):
             losses = []
             for scenes in _batches(train, config.batch_size, rng):
-                batch = collate(scenes, mirror=rng.random(len(scenes)) < 0.5)
+                batch = collate(scenes, mirror=(rng.random(len(scenes)) < 0.5) & config.mirror)
                 loss = trajectory_loss(*network(*batch.inputs()), batch, config.most_likely_weight)
                 optimiser.zero_grad()
                 loss.backward()
@@ -189,17 +196,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, default=TrainConfig.epochs)
     parser.add_argument("--batch-size", type=int, default=TrainConfig.batch_size)
     parser.add_argument("--learning-rate", type=float, default=TrainConfig.learning_rate)
-    parser.add_argument("--most-likely-weight", type=float, default=TrainConfig.most_likely_weight)
+    parser.add_argument("--most-likely-weight", type=float,
+                        help="weight of the most likely mode's ADE (default: 1 apolloscape, 3 eth_ucy)")
+    parser.add_argument("--no-mirror", action="store_true", help="no left-right mirroring augmentation")
     parser.add_argument("--seed", type=int, default=TrainConfig.seed)
     parser.add_argument("--hidden", type=int, default=NetworkConfig.hidden)
-    parser.add_argument("--modes", type=int, default=NetworkConfig.modes)
+    parser.add_argument("--modes", type=int, help="modes K (default: 6 apolloscape, 3 eth_ucy)")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
+    defaults = DATASET_DEFAULTS[args.dataset]
     try:
         config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,
-                             most_likely_weight=args.most_likely_weight, seed=args.seed)
-        train_dataset(args.dataset, args.data, args.output, config, args.hidden, args.modes, args.scenes)
+                             most_likely_weight=defaults["most_likely_weight"] if args.most_likely_weight is None
+                             else args.most_likely_weight, mirror=not args.no_mirror, seed=args.seed)
+        modes = defaults["modes"] if args.modes is None else args.modes
+        train_dataset(args.dataset, args.data, args.output, config, args.hidden, modes, args.scenes)
     except (OSError, ValueError) as error:
         print(f"train-predictor: {error}", file=sys.stderr)
         return 2

@@ -119,7 +119,7 @@ def interaction_centrality(positions: np.ndarray, velocities: np.ndarray, config
 def _shortest_paths(lengths: np.ndarray) -> np.ndarray:
     """All-pairs shortest path lengths of the graphs (T, A, A) (0: no edge; inf: unreachable):
     Floyd–Warshall vectorised over the steps, faster than one scipy call per small dense graph."""
-    distances = np.where(lengths > 0, lengths, np.inf)
+    distances = np.where(lengths > 0, lengths, np.inf).astype(np.float32)  # float32: half the memory traffic
     diagonal = np.arange(lengths.shape[1])
     distances[:, diagonal, diagonal] = 0.0
     for via in range(lengths.shape[1]):

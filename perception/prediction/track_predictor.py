@@ -77,17 +77,29 @@ class TrackHistory:
         with its current velocity: a track is confirmed a few scans after it is born, while the model
         was trained on agents seen for the whole history."""
         times = stamp - self.time_step * np.arange(self.steps - 1, -1, -1)
-        positions = np.full((len(object_ids), self.steps, 2), np.nan)
-        headings = np.full((len(object_ids), self.steps), np.nan)
-        for row, object_id in enumerate(object_ids):
-            samples = np.array(self._samples[object_id])
-            seen = (times >= samples[0, 0] - 1e-6) & (times <= samples[-1, 0] + 1e-6)
-            for column in range(2):
-                positions[row, seen, column] = np.interp(times[seen], samples[:, 0], samples[:, column + 1])
-            headings[row, seen] = np.interp(times[seen], samples[:, 0], np.unwrap(samples[:, 3]))
-            before = times < samples[0, 0] - 1e-6
-            positions[row, before] = samples[0, 1:3] + (times[before] - samples[0, 0])[:, None] * self._velocities[object_id]
-            headings[row, before] = samples[0, 3]
+        tracks = [np.array(self._samples[object_id]) for object_id in object_ids]
+        # One padded (A, S, 4) array of (stamp, x, y, unwrapped yaw), interpolated for all tracks at once.
+        samples = np.full((len(tracks), max(len(t) for t in tracks), 4), np.inf)
+        for row, track_samples in enumerate(tracks):
+            samples[row, :len(track_samples)] = track_samples
+            samples[row, :len(track_samples), 3] = np.unwrap(track_samples[:, 3])
+        counts = np.array([len(t) for t in tracks])
+        rows = np.arange(len(tracks))[:, None]
+        after = np.clip((samples[:, None, :, 0] <= times[None, :, None] + 1e-6).sum(axis=2), 1, None)
+        after = np.minimum(after, counts[:, None] - 1)  # a single sample: both ends are it
+        before = np.maximum(after - 1, 0)
+        start, end = samples[rows, before], samples[rows, after]
+        span = end[..., 0] - start[..., 0]
+        share = np.clip(np.divide(times[None] - start[..., 0], span, out=np.zeros_like(span), where=span > 0), 0.0, 1.0)
+        values = start[..., 1:] + share[..., None] * (end[..., 1:] - start[..., 1:])
+        first, last = samples[:, 0], samples[rows[:, 0], counts - 1]
+        # Before a track's first sample: back along its velocity; the newest sample is never passed.
+        earlier = times[None] < first[:, None, 0] - 1e-6
+        velocities = np.array([self._velocities[object_id] for object_id in object_ids])
+        back = first[:, None, 1:3] + (times[None] - first[:, None, 0])[..., None] * velocities[:, None]
+        positions = np.where(earlier[..., None], back, values[..., :2])
+        headings = np.where(earlier, first[:, None, 3], values[..., 2])
+        positions[times[None] > last[:, None, 0] + 1e-6] = np.nan
         return positions, headings
 
 
@@ -127,19 +139,21 @@ class TrackPredictor:
             baseline = constant_velocity if self.config.method == "constant_velocity" else constant_turn_rate
             means = baseline(history, steps, self.time_step)[:, None]
             covariances, probabilities = None, np.ones((len(tracks), 1))
+        yaws = _path_yaws(np.array([track.box.yaw for track in tracks]), history[:, -1], means)
         return [PredictedObject(track, [
-            PredictedPath(means[index, mode], _path_yaws(track.box.yaw, history[index, -1], means[index, mode]),
-                          self.time_step, float(probabilities[index, mode]),
+            PredictedPath(means[index, mode], yaws[index, mode], self.time_step, float(probabilities[index, mode]),
                           None if covariances is None else covariances[index, mode])
             for mode in range(means.shape[1])]) for index, track in enumerate(tracks)]
 
 
-def _path_yaws(start_yaw: float, start: np.ndarray, path: np.ndarray) -> np.ndarray:
-    """Heading along a path: the direction of each step, the previous heading while standing still."""
-    steps = np.diff(np.vstack([start, path]), axis=0)
-    yaws = np.empty(len(path))
-    previous = start_yaw
-    for index, (dx, dy) in enumerate(steps):
-        previous = math.atan2(dy, dx) if math.hypot(dx, dy) > 0.05 else previous
-        yaws[index] = previous
-    return yaws
+def _path_yaws(start_yaws: np.ndarray, starts: np.ndarray, paths: np.ndarray) -> np.ndarray:
+    """Heading along paths (A, K, T, 2) from starts (A, 2): the direction of each step, the previous
+    heading (first: the track's) while standing still."""
+    steps = np.diff(np.concatenate([np.broadcast_to(starts[:, None, None], (*paths.shape[:2], 1, 2)), paths], axis=2),
+                    axis=2)
+    moving = np.linalg.norm(steps, axis=-1) > 0.05
+    directions = np.arctan2(steps[..., 1], steps[..., 0])
+    # Carry the last moving step's direction forward (index of the latest moving step so far).
+    latest = np.maximum.accumulate(np.where(moving, np.arange(paths.shape[2]), -1), axis=2)
+    carried = np.take_along_axis(directions, np.maximum(latest, 0), axis=2)
+    return np.where(latest >= 0, carried, start_yaws[:, None, None])

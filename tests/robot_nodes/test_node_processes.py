@@ -47,6 +47,9 @@ def test_sim_world_runs_alone_with_overrides(context):
     ("bag_player", ["-p", "bag:=/no/such/bag"], "/no/such/bag"),
     ("bag_recorder", [], "output is required"),
     ("lidar_detector", ["-p", "model_path:=/no/such/model.pt"], "/no/such/model.pt"),
+    ("trajectory_predictor", ["-p", "model_path:=/no/such/model.onnx"], "/no/such/model.onnx"),
+    ("trajectory_predictor", ["-p", "tracker.confirm_hits:=9"], "confirm_window"),
+    ("trajectory_predictor", ["-p", "method:=psychic"], "method"),
 ])
 def test_start_up_failures_are_one_clear_line(executable, arguments, message):
     environment = dict(os.environ, ROS_DOMAIN_ID=str(1 + secrets.randbelow(100)))
