@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from perception.box_iou import bev_iou_matrix
 from perception.objects import Box3D, DetectedObject, ObjectClass, TrackedObject
 from perception.tracking.association import (MEASUREMENT_SIZE, assign, gate_threshold, innovations,
                                              mahalanobis_squared)
@@ -162,11 +163,14 @@ class MultiObjectTracker:
         unmatched[detection_columns] = False
         strong = scores >= self.config.birth_score
         births = unmatched & strong & ~in_some_gate
+        doubled = births & _overlaps_a_stronger(boxes, groups, scores, births)
+        births &= ~doubled
         self.counters.frames += 1
         self.counters.detections += len(boxes)
         self.counters.associated += len(detection_columns)
         self.counters.weak_detections += int(np.count_nonzero(unmatched & ~strong))
-        self.counters.duplicate_detections += int(np.count_nonzero(unmatched & strong & in_some_gate))
+        self.counters.duplicate_detections += int(np.count_nonzero(unmatched & strong & in_some_gate)
+                                                  + np.count_nonzero(doubled))
         self._start_tracks(boxes[births], labels[births], scores[births], groups[births], stamp)
         self._confirm_and_delete(stamp)
 
@@ -345,3 +349,24 @@ class MultiObjectTracker:
                     tracks["object_id"][chosen].tolist(), labels.tolist(), tracks["existence"][chosen].tolist(),
                     centers, tracks["size"][chosen], yaw.tolist(), velocities, states[:, YAW_RATE].tolist(),
                     pose_covariances, velocity_covariances, ages.tolist())]
+
+
+DUPLICATE_IOU = 0.3
+"""New detections of one class group overlapping more than this (bird's-eye IoU) are one object
+reported twice; only the strongest starts a track."""
+
+
+def _overlaps_a_stronger(boxes: np.ndarray, groups: np.ndarray, scores: np.ndarray, candidates: np.ndarray) -> np.ndarray:
+    """(D,) True for each candidate that overlaps a stronger (or equal, earlier) candidate of its group."""
+    rows = np.flatnonzero(candidates)
+    doubled = np.zeros(len(boxes), dtype=bool)
+    if len(rows) < 2:
+        return doubled
+    overlap = bev_iou_matrix(boxes[rows], boxes[rows]) > DUPLICATE_IOU
+    same_group = groups[rows][:, None] == groups[rows][None, :]
+    order = np.argsort(-scores[rows], kind="stable")
+    rank = np.empty(len(rows), dtype=np.intp)
+    rank[order] = np.arange(len(rows))
+    ranked_before = rank[None, :] < rank[:, None]  # [i, j]: j outranks i
+    doubled[rows] = (overlap & same_group & ranked_before).any(axis=1)
+    return doubled

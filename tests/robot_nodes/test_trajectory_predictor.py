@@ -171,3 +171,17 @@ def test_detections_before_odometry_are_skipped_with_a_reason(context):
 def test_a_missing_model_fails_at_start_up_naming_the_file(context):
     with pytest.raises(StartupError, match=r"/no/such/model\.onnx: no such file.*model_path"):
         predictor_node(context, model_path="/no/such/model.onnx")
+
+
+def test_a_doubled_detection_does_not_give_a_second_track(context):
+    """Detections carry no ids: a detector that reports one car twice must not make two tracks."""
+    node, harness = predictor_node(context, method="constant_velocity"), Harness(context)
+    original = harness.detections.publish
+
+    def doubled(message):
+        message.objects = list(message.objects) * 2
+        original(message)
+    harness.detections.publish = doubled
+    run_frames(context, node, harness, [0.1 * step for step in range(1, 11)])
+    ids = {o.object_id for message in harness.tracks for o in msg_to_tracked_objects(message)}
+    assert len(ids) == 1 and node.tracker.counters.duplicate_detections > 0

@@ -223,3 +223,13 @@ def test_labels_that_are_no_object_class_are_refused():
     bad = DetectedObject(label=17, score=0.9, box=Box3D((0, 0, 0), (1, 1, 1), 0.0))
     with pytest.raises(TrackerInputError, match=r"detections \[0\] have labels"):
         MultiObjectTracker().update([bad], 0.0)
+
+
+def test_a_new_object_reported_twice_starts_one_track():
+    """The detector's duplicates (overlapping boxes of one group) at birth: the stronger one counts."""
+    tracker = MultiObjectTracker()
+    for frame in range(6):
+        tracks = tracker.update([detection(10.0 + frame, 0.0, score=0.6), detection(10.1 + frame, 0.05, score=0.9),
+                                 detection(10.0 + 0.1 * frame, 0.0, label=ObjectClass.PEDESTRIAN)], 0.1 * frame)
+    assert sorted(t.label for t in tracks) == [ObjectClass.CAR, ObjectClass.PEDESTRIAN]  # groups never merge
+    assert tracker.counters.duplicate_detections >= 6
