@@ -7,6 +7,7 @@ simulated traffic; write the report, the metrics, the model cards and the plots.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
 import json
 import sys
@@ -274,7 +275,9 @@ def model_card(name: str, models: dict[str, Path], training: dict[str, dict], li
     first = training[next(iter(models))]
     card += ["", f"Protocol: observe {first['protocol']['observed']} steps, predict {first['protocol']['predicted']} "
              f"at {first['protocol']['time_step']} s; scored: {', '.join(first['protocol']['scored_types'])}.",
-             f"Training: {json.dumps(first['train_config'])}.", "", "Split (recordings):", ""]
+             f"Network: {json.dumps(first['network_config'])}.", f"Features: {json.dumps(first['feature_config'])}.",
+             f"Training: {json.dumps(first['train_config'])}; settings per dataset chosen by validation ADE "
+             "(`training.train_predictor.DATASET_DEFAULTS`).", "", "Split (recordings):", ""]
     for fold in models:
         split = training[fold]["split"]
         card.append(f"- {fold}: " + "; ".join(f"{part}: {', '.join(names)}" for part, names in split.items()))
@@ -332,8 +335,13 @@ def _report(args: argparse.Namespace, started: float) -> int:
     plot_examples(sim_eval.examples, apollo_protocol, "Simulated traffic, ApolloScape model",
                   args.images / "prediction_simulated.png", view=30.0)
 
-    training = {"apolloscape": TrajectoryPredictor.from_file(apollo_path).metadata}
-    training.update({f"eth_ucy_{scene}": TrajectoryPredictor.from_file(path).metadata for scene, path in eth_models.items()})
+    def described(path: Path) -> dict:
+        model = TrajectoryPredictor.from_file(path)
+        return {**model.metadata, "network_config": dataclasses.asdict(model.network_config),
+                "feature_config": dataclasses.asdict(model.feature_config)}
+
+    training = {"apolloscape": described(apollo_path)}
+    training.update({f"eth_ucy_{scene}": described(path) for scene, path in eth_models.items()})
     metrics = {"apolloscape": {t.name.lower(): {m: apollo_eval.summary(m, t) for m in apollo_eval.scores}
                                for t in apollo_protocol.scored_types},
                "eth_ucy": {scene: {m: e.summary(m, AgentType.PEDESTRIAN) for m in e.scores} for scene, e in eth_evals.items()},
