@@ -32,7 +32,7 @@ from perception.prediction.predictor import ScenePrediction, TrajectoryPredictor
 from perception.prediction.track_predictor import AGENT_TYPES  # noqa: E402
 from perception.prediction.recordings import (ETH_UCY_SCENES, PROTOCOLS, AgentType, Protocol, Recording,  # noqa: E402
                                               Window, apolloscape_split, eth_ucy_split, protocol_windows)
-from sim.controller import LaneKeepingConfig, LaneKeepingController  # noqa: E402
+from sim.controller import LaneKeepingConfig, LaneKeepingController, drive_along_lane  # noqa: E402
 from sim.scenario import load_scenario  # noqa: E402
 from sim.world import World  # noqa: E402
 
@@ -106,9 +106,8 @@ def simulated_recordings(scenario_paths: list[Path], seed: int, duration: float,
         controller = LaneKeepingController(world.lane_centerlines, LaneKeepingConfig())
         samples: list[dict[int, tuple[float, float, float, AgentType]]] = []
         for _ in range(int(round(duration / time_step))):
-            for _ in range(int(round(time_step / control_period))):
-                linear, angular = controller.command(world.ego_pose, world.ego_velocity[0], scenario.ego.speed)
-                world.step(control_period, linear, angular)
+            drive_along_lane(world, controller, scenario.ego.speed, int(round(time_step / control_period)),
+                             control_period)
             samples.append({o.object_id: (o.box.center[0], o.box.center[1], o.box.yaw, AGENT_TYPES[o.label])
                             for o in world.ground_truth() if not o.is_static})
         ids = sorted({object_id for frame in samples for object_id in frame})
@@ -317,9 +316,9 @@ def _report(args: argparse.Namespace, started: float) -> int:
                   args.images / "prediction_apolloscape.png", view=30.0)
 
     eth_models = {scene: args.models / f"trajectory_predictor_eth_ucy_{scene}.onnx" for scene in args.scenes}
+    eth_predictors = {scene: TrajectoryPredictor.from_file(path) for scene, path in eth_models.items()}
     eth_evals = {}
-    for scene, path in eth_models.items():
-        predictor = TrajectoryPredictor.from_file(path)
+    for scene, predictor in eth_predictors.items():
         test = eth_ucy_split(args.data / "eth_ucy" / "raw", scene)["test"]
         eth_evals[scene] = evaluate(predictor, protocol_windows(test, eth_protocol), eth_protocol, f"eth_ucy {scene}",
                                     keep_examples=1)
@@ -335,13 +334,12 @@ def _report(args: argparse.Namespace, started: float) -> int:
     plot_examples(sim_eval.examples, apollo_protocol, "Simulated traffic, ApolloScape model",
                   args.images / "prediction_simulated.png", view=30.0)
 
-    def described(path: Path) -> dict:
-        model = TrajectoryPredictor.from_file(path)
+    def described(model: TrajectoryPredictor) -> dict:
         return {**model.metadata, "network_config": dataclasses.asdict(model.network_config),
                 "feature_config": dataclasses.asdict(model.feature_config)}
 
-    training = {"apolloscape": described(apollo_path)}
-    training.update({f"eth_ucy_{scene}": described(path) for scene, path in eth_models.items()})
+    training = {"apolloscape": described(apollo)}
+    training.update({f"eth_ucy_{scene}": described(model) for scene, model in eth_predictors.items()})
     metrics = {"apolloscape": {t.name.lower(): {m: apollo_eval.summary(m, t) for m in apollo_eval.scores}
                                for t in apollo_protocol.scored_types},
                "eth_ucy": {scene: {m: e.summary(m, AgentType.PEDESTRIAN) for m in e.scores} for scene, e in eth_evals.items()},

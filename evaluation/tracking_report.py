@@ -41,7 +41,7 @@ from evaluation.tracking_metrics import (TrackingEvalConfig, TrackingEvalResult,
 from perception.detection import DetectorOptions, LidarDetector, load_checkpoint
 from perception.objects import Box3D, DetectedObject, GroundTruthObject, ObjectClass, boxes_into_frame
 from perception.tracking import MultiObjectTracker, TrackerConfig
-from sim.controller import LaneKeepingController
+from sim.controller import LaneKeepingController, drive_along_lane
 from sim.scenario import load_scenario
 from sim.world import World
 from training.detection_data import lidar_pose_in_map
@@ -201,8 +201,7 @@ def run_episode(scenario: str, seed: int, config: ReportConfig, point_range: Seq
     ground_z = -world.lidar_config.mount.z
     period = 1.0 / config.rate
     for _ in range(config.frames_per_episode):
-        linear, angular = controller.command(world.ego_pose, world.ego_velocity[0], target_speed)
-        world.step(period, linear, angular)
+        drive_along_lane(world, controller, target_speed, 1, period)
         started = time.perf_counter()
         scan = world.lidar_scan()
         episode.timings_ms["scan"].append(1e3 * (time.perf_counter() - started))

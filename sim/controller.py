@@ -90,3 +90,12 @@ class LaneKeepingController:
         curvature = 2.0 * left / max(forward ** 2 + left ** 2, 1e-6)
         curvature = float(np.clip(curvature, -self.config.max_curvature, self.config.max_curvature))
         return float(target_speed), float(target_speed) * curvature
+
+
+def drive_along_lane(world, controller: LaneKeepingController, target_speed: float, steps: int,
+                     period: float) -> None:
+    """Advance a sim.world.World by `steps` control periods of `period` seconds, the controller
+    steering its ego along the lane at target_speed."""
+    for _ in range(steps):
+        linear, angular = controller.command(world.ego_pose, world.ego_velocity[0], target_speed)
+        world.step(period, linear, angular)

@@ -17,7 +17,7 @@ import numpy as np
 from tqdm import tqdm
 
 from perception.objects import boxes_into_frame
-from sim.controller import LaneKeepingConfig, LaneKeepingController
+from sim.controller import LaneKeepingConfig, LaneKeepingController, drive_along_lane
 from sim.scenario import ROAD_END_MARGIN, ClassMix, Scenario, load_scenario
 from sim.transforms import planar_pose_matrix
 from sim.world import World
@@ -107,10 +107,7 @@ def run_episode(spec: EpisodeSpec) -> list[SceneSample]:
     control_period = 0.1
     steps_between = max(1, round(spec.scan_interval / control_period))
     for _ in range(spec.scans):
-        for _ in range(steps_between):
-            x, y, yaw = world.ego_pose
-            linear, angular = controller.command((x, y, yaw), world.ego_velocity[0], target_speed)
-            world.step(control_period, linear, angular)
+        drive_along_lane(world, controller, target_speed, steps_between, control_period)
         samples.append(scene_sample(world))
     return samples
 
