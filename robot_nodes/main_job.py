@@ -23,7 +23,6 @@ from rclpy.serialization import deserialize_message
 from tqdm import tqdm
 
 from edge_robot_msgs.msg import DetectedObjects, GroundTruthObjects, PredictedObjects
-from geometry_msgs.msg import Point, Pose, Quaternion
 from nav_msgs.msg import Odometry
 from tf2_msgs.msg import TFMessage
 
@@ -33,7 +32,7 @@ from robot_nodes import graph, topics
 from robot_nodes.bags import BagError, BagReader, BagTopic, adapted_qos, message_class
 from robot_nodes.bringup import Bringup, model_hint
 from robot_nodes.conversions import (msg_to_detected_objects, msg_to_ground_truth_objects, msg_to_predicted_objects,
-                                     odometry_to_se2, pose_to_se3)
+                                     odometry_to_se2, transform_to_se3)
 from robot_nodes.parameters import ParameterError
 from robot_nodes.runner import StartupError
 
@@ -117,9 +116,7 @@ class ReplayTally:
         for message in self._decoded(topics.TF_STATIC, TFMessage):
             for transform in message.transforms:
                 if transform.header.frame_id == parent and transform.child_frame_id == child:
-                    t, q = transform.transform.translation, transform.transform.rotation
-                    return pose_to_se3(Pose(position=Point(x=t.x, y=t.y, z=t.z),
-                                            orientation=Quaternion(x=q.x, y=q.y, z=q.z, w=q.w)))
+                    return transform_to_se3(transform.transform)
         return None
 
 

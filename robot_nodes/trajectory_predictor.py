@@ -17,7 +17,6 @@ import time
 from dataclasses import dataclass, field
 
 import numpy as np
-from geometry_msgs.msg import Point, Pose, Quaternion
 from nav_msgs.msg import Odometry
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile
@@ -32,8 +31,9 @@ from perception.objects import Box3D, DetectedObject, boxes_into_frame
 from perception.prediction.predictor import TrajectoryPredictor
 from perception.prediction.track_predictor import METHODS, TrackPredictionConfig, TrackPredictor
 from perception.tracking import MultiObjectTracker, TrackerConfig, TrackerInputError
-from robot_nodes.conversions import (MalformedMessageError, msg_to_detected_objects, odometry_to_se2, pose_to_se3,
-                                     predicted_objects_to_msg, stamp_to_seconds, tracked_objects_to_msg)
+from robot_nodes.conversions import (MalformedMessageError, msg_to_detected_objects, odometry_to_se2,
+                                     predicted_objects_to_msg, stamp_to_seconds, tracked_objects_to_msg,
+                                     transform_to_se3)
 from robot_nodes.conversions.markers import predicted_objects_to_markers
 from robot_nodes.input_guard import InputGuard
 from robot_nodes.parameters import declare_config
@@ -151,9 +151,7 @@ class TrajectoryPredictorNode(Node):
 
     def on_tf_static(self, message: TFMessage) -> None:
         for transform in message.transforms:
-            t, q = transform.transform.translation, transform.transform.rotation
-            self._mounts[(transform.header.frame_id, transform.child_frame_id)] = pose_to_se3(
-                Pose(position=Point(x=t.x, y=t.y, z=t.z), orientation=Quaternion(x=q.x, y=q.y, z=q.z, w=q.w)))
+            self._mounts[(transform.header.frame_id, transform.child_frame_id)] = transform_to_se3(transform.transform)
 
     def _frame_pose(self, frame: str, stamp_ns: int) -> tuple[np.ndarray | None, str]:
         """The 4x4 pose of `frame` in the tracking frame at the stamp, or None and why not."""

@@ -103,6 +103,12 @@ def pose_to_se3(pose: Pose) -> np.ndarray:
     return transform
 
 
+def transform_to_se3(transform: Transform) -> np.ndarray:
+    """The 4x4 homogeneous matrix of a geometry_msgs/Transform (its rotation normalised)."""
+    t, q = transform.translation, transform.rotation
+    return pose_to_se3(Pose(position=Point(x=t.x, y=t.y, z=t.z), orientation=Quaternion(x=q.x, y=q.y, z=q.z, w=q.w)))
+
+
 def se3_to_pose(transform: np.ndarray) -> Pose:
     """The pose of a 4x4 rigid transform; ValueError unless it is finite with a proper rotation."""
     transform = np.asarray(transform, dtype=np.float64)

@@ -14,7 +14,7 @@ from scipy.spatial.transform import Rotation
 from robot_nodes.conversions import (MalformedMessageError, duration_to_seconds, make_odometry, make_transform,
                                      odometry_to_se2, pose_to_se2, pose_to_se3, quaternion_to_yaw,
                                      rpy_to_quaternion, se2_to_pose, se3_to_pose, seconds_to_duration,
-                                     seconds_to_stamp, stamp_to_seconds, yaw_to_quaternion)
+                                     seconds_to_stamp, stamp_to_seconds, transform_to_se3, yaw_to_quaternion)
 
 angles = st.floats(-20.0, 20.0)
 coordinates = st.floats(-1e4, 1e4)
@@ -179,3 +179,11 @@ def test_stamp_with_nanosec_overflow_is_rejected() -> None:
         stamp_to_seconds(Time(sec=1, nanosec=1_000_000_000))
     with pytest.raises(MalformedMessageError, match=r"^Duration: nanosec"):
         duration_to_seconds(Duration(sec=1, nanosec=2_000_000_000))
+
+
+def test_a_transform_message_becomes_the_matrix_of_the_same_pose():
+    message = make_transform(seconds_to_stamp(0.0), "base_link", "lidar", (1.0, -0.5, 1.8), yaw=0.3)
+    expected = np.eye(4)
+    expected[:3, :3] = Rotation.from_euler("z", 0.3).as_matrix()
+    expected[:3, 3] = (1.0, -0.5, 1.8)
+    np.testing.assert_allclose(transform_to_se3(message.transform), expected, atol=1e-12)
