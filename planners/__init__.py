@@ -1,0 +1,1 @@
+"""Motion planners (no ROS): CROA occlusion-aware planning and its baselines."""

@@ -1,0 +1,1 @@
+"""CROA occlusion-aware planning: the planner, its scene types and the baselines (no ROS)."""

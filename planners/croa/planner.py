@@ -1,0 +1,323 @@
+"""CROA: clutter-resilient occlusion avoidance (after Li et al., ICASSP 2025, arXiv 2412.18453).
+
+Each cycle runs the convex-concave procedure: linearise the bicycle, the lane and every bilinear
+dual term at the previous iterate, solve the convex subproblem (planners.croa.problem), repeat
+until the cost stops improving. The collision-only MPC and the greedy-viewpoint tracker are the same
+planner with the occlusion term off (and a goal for the latter). A failed or infeasible solve gives
+a braking plan along the lane and says why.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from planners.croa.config import CroaConfig, VehicleConfig
+from planners.croa.geometry import (FACE_SIGNS, best_face_duals, body_halfspaces, outline_samples,
+                                    rectangle_halfspaces, rotation, segments_hit_polytopes)
+from planners.croa.problem import CroaProblem, Linearisation, PairData
+from planners.croa.scene import Corridor, EgoState, Obstacle, Plan, PlanningScene
+
+SOLVED = ("optimal", "optimal_inaccurate")
+"""cvxpy statuses whose solution is used."""
+OCCLUDER_MIN_HEIGHT = 1.2
+"""Objects lower than this (m) do not hide a target from a roof lidar in the planar model."""
+PURE_PURSUIT_LOOKAHEAD = 8.0
+"""Look-ahead of the start-up and fallback rollouts along the lane, metres."""
+COLLISION_RANGE = 30.0
+"""Obstacles further than this from every planned position (minus their size) get no constraint, metres."""
+
+
+@dataclass
+class PlannerOptions:
+    """Which parts of the planner are on (the baselines switch them off)."""
+
+    occlusion: bool = True
+    """Score the target's sight lines (CROA); off: collision-avoidance MPC only."""
+    predicted_motion: bool = True
+    """Obstacles move along their predicted paths; off: they stay where they are now."""
+
+
+class CroaPlanner:
+    """Plans with the problem compiled once; keeps the previous plan to start the next cycle from."""
+
+    def __init__(self, config: CroaConfig | None = None, vehicle: VehicleConfig | None = None,
+                 options: PlannerOptions | None = None) -> None:
+        self.config = config or CroaConfig()
+        self.vehicle = vehicle or VehicleConfig()
+        self.options = options or PlannerOptions()
+        self.problem = CroaProblem(self.config, self.vehicle)
+        self._body = body_halfspaces(self.vehicle.length, self.vehicle.width, self.vehicle.rear_overhang)
+        self._previous: Plan | None = None
+
+    def reset(self) -> None:
+        """Forget the previous plan (a new episode)."""
+        self._previous = None
+
+    # --- one cycle -----------------------------------------------------------------------------
+
+    def plan(self, scene: PlanningScene) -> Plan:
+        started = time.perf_counter()
+        config, problem = self.config, self.problem
+        origin = np.array([scene.ego.x, scene.ego.y])
+        obstacles = scene.obstacles if self.options.predicted_motion else [_frozen(obstacle)
+                                                                            for obstacle in scene.obstacles]
+        target = scene.target
+        if target is not None and not self.options.predicted_motion:
+            target = _frozen(target)
+        point = self._start_point(scene, origin)
+        problem.initial_state.value = np.array([0.0, 0.0, scene.ego.yaw, max(scene.ego.speed, 0.0)])
+        problem.initial_steering.value = float(np.clip(scene.ego.steering, -self.vehicle.max_steering,
+                                                       self.vehicle.max_steering))
+        problem.reference_speed.value = config.reference_speed
+        problem.set_goal(None if scene.goal is None else np.asarray(scene.goal, dtype=np.float64) - origin,
+                         config.goal_weight)
+        half_width = self.vehicle.width / 2.0 + config.road_margin
+        problem.lateral_low.value = scene.corridor.right + half_width
+        problem.lateral_high.value = scene.corridor.left - half_width
+        problem.lateral_reference.value = scene.corridor.reference_offset
+
+        best_cost, iterations, obstacle_ids, status = math.inf, 0, [], "not run"
+        solution = None
+        for iterations in range(1, config.ccp_iterations + 1):
+            obstacle_ids = self._set_data(scene, obstacles, target, origin, point)
+            try:
+                status = problem.solve()
+            except Exception as error:  # solver failure: the cycle must still answer
+                status = f"solver error: {error}"
+            if status not in SOLVED:
+                break
+            solution = Linearisation(problem.states.value.copy(), problem.controls.value[:, 1].copy())
+            cost = float(problem.problem.value)
+            point = solution
+            improved = best_cost - cost
+            best_cost = min(best_cost, cost)
+            if improved <= config.ccp_tolerance * max(abs(cost), 1e-9):
+                break
+        if solution is None:
+            plan = self._fallback(scene, origin, f"solver: {status}")
+        else:
+            plan = self._plan_from(solution, problem.controls.value.copy(), origin, iterations, obstacle_ids)
+        plan.occlusion_ratio, plan.occlusion_ratio_now, plan.sight_lines, plan.sight_blocked = self._occlusion(
+            plan, scene.ego, obstacles, target)
+        plan.solve_time = time.perf_counter() - started
+        self._previous = None if plan.fallback else plan
+        return plan
+
+    # --- linearisation point -------------------------------------------------------------------
+
+    def _start_point(self, scene: PlanningScene, origin: np.ndarray) -> Linearisation:
+        """The previous plan shifted by one step when the ego is where it predicted, else a rollout
+        along the lane at the current speed."""
+        previous, steps = self._previous, self.config.horizon
+        if previous is not None:
+            states = previous.states.copy()
+            expected = states[1]
+            if (np.hypot(expected[0] - scene.ego.x, expected[1] - scene.ego.y) < 1.0
+                    and abs(math.remainder(expected[2] - scene.ego.yaw, 2 * math.pi)) < 0.2):
+                states = np.vstack([states[1:], states[-1:]])
+                states[-1, :2] += self.config.time_step * states[-1, 3] * np.array(
+                    [math.cos(states[-1, 2]), math.sin(states[-1, 2])])
+                states[0] = [scene.ego.x, scene.ego.y, scene.ego.yaw, scene.ego.speed]
+                states[:, 2] = scene.ego.yaw + np.unwrap(states[:, 2] - scene.ego.yaw)
+                states[:, :2] -= origin
+                steering = np.append(previous.controls[1:, 1], previous.controls[-1, 1])
+                return Linearisation(states, steering)
+        states, controls = self._rollout(scene.ego, scene.corridor, speed_change=0.0)
+        states[:, :2] -= origin
+        return Linearisation(states, controls[:, 1])
+
+    def _rollout(self, ego: EgoState, corridor: Corridor, speed_change: float,
+                 lateral: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Pure pursuit along the corridor at `lateral` (default: the reference lane) with constant
+        acceleration `speed_change`; states (T + 1, 4) in the planning frame, controls (T, 2)."""
+        config, vehicle = self.config, self.vehicle
+        lateral = corridor.reference_offset if lateral is None else lateral
+        states = np.zeros((config.horizon + 1, 4))
+        controls = np.zeros((config.horizon, 2))
+        states[0] = [ego.x, ego.y, ego.yaw, max(ego.speed, 0.0)]
+        for step in range(config.horizon):
+            x, y, yaw, speed = states[step]
+            arc, _, _, _ = corridor.project(np.array([[x, y]]))
+            goal = corridor.point_at(arc + PURE_PURSUIT_LOOKAHEAD, lateral)[0] - (x, y)
+            left = -math.sin(yaw) * goal[0] + math.cos(yaw) * goal[1]
+            curvature = 2.0 * left / max(goal @ goal, 1e-6)
+            steering = float(np.clip(math.atan(curvature * vehicle.wheelbase), -vehicle.max_steering,
+                                     vehicle.max_steering))
+            acceleration = float(np.clip(speed_change, -vehicle.max_deceleration, vehicle.max_acceleration))
+            new_speed = max(speed + acceleration * config.time_step, 0.0)
+            states[step + 1] = [x + config.time_step * speed * math.cos(yaw), y + config.time_step * speed * math.sin(yaw),
+                                yaw + config.time_step * speed * math.tan(steering) / vehicle.wheelbase, new_speed]
+            controls[step] = [acceleration, steering]
+        return states, controls
+
+    # --- problem data --------------------------------------------------------------------------
+
+    def _set_data(self, scene: PlanningScene, obstacles: list[Obstacle], target: Obstacle | None,
+                  origin: np.ndarray, point: Linearisation) -> list[int]:
+        config, problem = self.config, self.problem
+        problem.set_linearisation(point)
+        positions = point.states[1:, :2]
+        _, _, feet, tangents = scene.corridor.project(positions + origin)
+        problem.lane_normals.value = np.column_stack([-tangents[:, 1], tangents[:, 0]])
+        problem.lane_offsets.value = np.einsum("ti,ti->t", problem.lane_normals.value, feet - origin)
+        lane_yaw = np.arctan2(tangents[:, 1], tangents[:, 0])
+        problem.lane_headings.value = point.states[1:, 2] + np.remainder(lane_yaw - point.states[1:, 2] + np.pi,
+                                                                         2 * np.pi) - np.pi
+        problem.previous_positions.value = positions
+        chosen = self._nearest_obstacles(obstacles, point, origin)
+        problem.set_collision_pairs(*self._collision_pairs(chosen, point, origin), config.safety_distance)
+        problem.set_occlusion_pairs(*self._occlusion_pairs(obstacles, target, point, origin))
+        return [obstacle.object_id for obstacle in chosen]
+
+    def _nearest_obstacles(self, obstacles: list[Obstacle], point: Linearisation,
+                           origin: np.ndarray) -> list[Obstacle]:
+        if not obstacles:
+            return []
+        positions = point.states[:, :2] + origin
+        gaps = np.array([np.min(np.linalg.norm(obstacle.poses[:, :2] - positions, axis=1))
+                         - 0.5 * math.hypot(obstacle.length, obstacle.width) for obstacle in obstacles])
+        order = [index for index in np.argsort(gaps) if gaps[index] < COLLISION_RANGE]
+        return [obstacles[index] for index in order[:self.config.max_obstacles]]
+
+    def _collision_pairs(self, chosen: list[Obstacle], point: Linearisation,
+                         origin: np.ndarray) -> tuple[PairData, np.ndarray]:
+        steps, slots = self.config.horizon, self.config.max_obstacles
+        count = steps * slots
+        normals = np.tile(FACE_SIGNS, (count, 1, 1))
+        offsets = np.ones((count, 4))
+        active = np.zeros(count, dtype=bool)
+        pair_steps = np.repeat(np.arange(1, steps + 1), slots)
+        ego_positions = point.states[pair_steps, :2]
+        ego_yaws = point.states[pair_steps, 2]
+        for slot, obstacle in enumerate(chosen):
+            rows = np.arange(slot, count, slots)
+            poses = obstacle.poses[1:steps + 1]
+            normals[rows], offsets[rows] = rectangle_halfspaces(poses[:, :2] - origin, obstacle.length,
+                                                                obstacle.width, poses[:, 2])
+            active[rows] = True
+        body_normals, body_offsets = self._body
+        corners = _body_corners(body_offsets)
+        corner_sets = [ego_positions + np.einsum("pij,j->pi", rotation(ego_yaws), corner) for corner in corners]
+        faces = best_face_duals(normals, offsets, *corner_sets)
+        duals = normals[np.arange(count), faces]
+        return PairData(normals, offsets, duals, ego_positions, active), ego_yaws
+
+    def _occlusion_pairs(self, obstacles: list[Obstacle], target: Obstacle | None, point: Linearisation,
+                         origin: np.ndarray):
+        config, problem = self.config, self.problem
+        samples_per_pose, slots = config.target_samples, config.max_occluders
+        count = problem.occlusion_pairs
+        normals = np.tile(FACE_SIGNS, (count, 1, 1))
+        offsets = np.ones((count, 4))
+        active = np.zeros(count, dtype=bool)
+        samples = np.zeros((count, 2))
+        sensor_offsets = np.zeros((count, 2))
+        sensor_starts = np.zeros((count, 2))
+        scored = self.options.occlusion and target is not None
+        weights = np.full(count, config.occlusion_weight / (len(problem.occlusion_steps) * samples_per_pose)
+                          if scored else 0.0)
+        mount = np.array([self.vehicle.sensor_x, self.vehicle.sensor_y])
+        for pose_index, step in enumerate(problem.occlusion_steps):
+            rows = slice(pose_index * samples_per_pose * slots, (pose_index + 1) * samples_per_pose * slots)
+            offset = rotation(point.states[step, 2]) @ mount
+            sensor = point.states[step, :2] + offset
+            sensor_offsets[rows] = offset
+            sensor_starts[rows] = sensor
+            if target is None:
+                continue
+            target_pose = target.poses[step]
+            target_samples = outline_samples(target_pose[:2] - origin, target.length, target.width, target_pose[2],
+                                             sensor, samples_per_pose)
+            occluders = _occluders(obstacles, target, step, sensor, target_pose[:2] - origin, origin, slots)
+            for sample_index, sample in enumerate(target_samples):
+                for slot, (occluder_normals, occluder_offsets) in enumerate(occluders):
+                    row = rows.start + sample_index * slots + slot
+                    normals[row], offsets[row], active[row] = occluder_normals, occluder_offsets, True
+                samples[rows.start + sample_index * slots:rows.start + (sample_index + 1) * slots] = sample
+        faces = best_face_duals(normals, offsets, sensor_starts, samples)
+        duals = normals[np.arange(count), faces]
+        return PairData(normals, offsets, duals, sensor_starts, active), samples, sensor_offsets, weights
+
+    # --- results -------------------------------------------------------------------------------
+
+    def _plan_from(self, solution: Linearisation, controls: np.ndarray, origin: np.ndarray, iterations: int,
+                   obstacle_ids: list[int]) -> Plan:
+        states = solution.states.copy()
+        states[:, :2] += origin
+        states[:, 2] = np.remainder(states[:, 2] + np.pi, 2 * np.pi) - np.pi
+        speed = float(max(states[1, 3], 0.0))
+        angular = speed * math.tan(float(controls[0, 1])) / self.vehicle.wheelbase
+        return Plan(states=states, controls=controls, linear_velocity=speed, angular_velocity=angular,
+                    fallback=False, reason="", solve_time=0.0, iterations=iterations, occlusion_ratio=0.0,
+                    occlusion_ratio_now=0.0, obstacle_ids=obstacle_ids)
+
+    def _fallback(self, scene: PlanningScene, origin: np.ndarray, reason: str) -> Plan:
+        """Brake at the vehicle's planned deceleration limit along the current lateral offset."""
+        _, lateral, _, _ = scene.corridor.project(np.array([[scene.ego.x, scene.ego.y]]))
+        states, controls = self._rollout(scene.ego, scene.corridor, -self.vehicle.max_deceleration,
+                                         float(lateral[0]))
+        states[:, 2] = np.remainder(states[:, 2] + np.pi, 2 * np.pi) - np.pi
+        speed = float(states[1, 3])
+        angular = speed * math.tan(float(controls[0, 1])) / self.vehicle.wheelbase
+        return Plan(states=states, controls=controls, linear_velocity=speed, angular_velocity=angular,
+                    fallback=True, reason=reason, solve_time=0.0, iterations=0, occlusion_ratio=0.0,
+                    occlusion_ratio_now=0.0)
+
+    def _occlusion(self, plan: Plan, ego: EgoState, obstacles: list[Obstacle], target: Obstacle | None):
+        """Planar occlusion ratios of the target from the last planned and from the current sensor
+        position, and the last pose's sight lines with whether each is blocked."""
+        if target is None:
+            return 0.0, 0.0, np.zeros((0, 2, 2)), np.zeros(0, dtype=bool)
+        occluders = [obstacle for obstacle in obstacles
+                     if obstacle.object_id != target.object_id and obstacle.height >= OCCLUDER_MIN_HEIGHT]
+        mount = np.array([self.vehicle.sensor_x, self.vehicle.sensor_y])
+        results = []
+        for step, pose in ((self.config.horizon, plan.states[-1]), (0, np.array([ego.x, ego.y, ego.yaw]))):
+            sensor = pose[:2] + rotation(pose[2]) @ mount
+            target_pose = target.poses[step]
+            samples = outline_samples(target_pose[:2], target.length, target.width, target_pose[2], sensor,
+                                      self.config.target_samples)
+            blocked = np.zeros(len(samples), dtype=bool)
+            if occluders:
+                poses = np.array([obstacle.poses[step] for obstacle in occluders])
+                normals, offsets = rectangle_halfspaces(poses[:, :2], [o.length for o in occluders],
+                                                        [o.width for o in occluders], poses[:, 2])
+                blocked = segments_hit_polytopes(np.broadcast_to(sensor, samples.shape), samples, normals,
+                                                 offsets).any(axis=1)
+            lines = np.stack([np.broadcast_to(sensor, samples.shape), samples], axis=1)
+            results.append((float(blocked.mean()), lines, blocked))
+        (planned, lines, blocked), (now, _, _) = results
+        return planned, now, lines, blocked
+
+
+def _frozen(obstacle: Obstacle) -> Obstacle:
+    """The obstacle held at its current pose over the horizon (prediction switched off)."""
+    return Obstacle(obstacle.length, obstacle.width, obstacle.height,
+                    np.tile(obstacle.poses[0], (len(obstacle.poses), 1)), obstacle.object_id)
+
+
+def _body_corners(body_offsets: np.ndarray) -> np.ndarray:
+    """The ego body's corners in base_link from its face offsets (front, left, back, right)."""
+    front, left, back, right = body_offsets
+    return np.array([[front, left], [-back, left], [-back, -right], [front, -right]])
+
+
+def _occluders(obstacles: list[Obstacle], target: Obstacle, step: int, sensor: np.ndarray, target_center: np.ndarray,
+               origin: np.ndarray, slots: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Half-spaces (relative to origin) of the `slots` occluders nearest to the sight line from the
+    sensor to the target's centre at horizon step `step`."""
+    candidates = [obstacle for obstacle in obstacles
+                  if obstacle.object_id != target.object_id and obstacle.height >= OCCLUDER_MIN_HEIGHT]
+    if not candidates:
+        return []
+    centers = np.array([obstacle.poses[step, :2] for obstacle in candidates]) - origin
+    line = target_center - sensor
+    fraction = np.clip((centers - sensor) @ line / max(line @ line, 1e-9), 0.0, 1.0)
+    gaps = (np.linalg.norm(centers - (sensor + fraction[:, None] * line), axis=1)
+            - 0.5 * np.hypot([o.length for o in candidates], [o.width for o in candidates]))
+    chosen = np.argsort(gaps)[:slots]
+    return [rectangle_halfspaces(centers[index], candidates[index].length, candidates[index].width,
+                                 candidates[index].poses[step, 2]) for index in chosen]
