@@ -64,7 +64,7 @@ class CroaConfig:
     """Speed the planner keeps when nothing else matters, m/s."""
     speed_weight: float = field(default=1.0, metadata={"range": (0.0, 1e4)})
     """Cost per (m/s)^2 of deviation from the reference speed, per step."""
-    lateral_weight: float = field(default=0.3, metadata={"range": (0.0, 1e4)})
+    lateral_weight: float = field(default=0.1, metadata={"range": (0.0, 1e4)})
     """Cost per m^2 of lateral offset from the reference lane, per step."""
     heading_weight: float = field(default=2.0, metadata={"range": (0.0, 1e4)})
     """Cost per rad^2 of heading off the road's direction, per step."""
@@ -76,11 +76,11 @@ class CroaConfig:
     """Cost per (rad/step)^2 of steering change, per step."""
     trust_weight: float = field(default=0.5, metadata={"range": (0.0, 1e4)})
     """Cost per m^2 of moving a planned position from the previous iterate (keeps the linearisation valid)."""
-    occlusion_weight: float = field(default=40.0, metadata={"range": (0.0, 1e5)})
+    occlusion_weight: float = field(default=100.0, metadata={"range": (0.0, 1e5)})
     """Cost per unit of mean occlusion probability of the target's sight lines, per scored pose."""
     occlusion_length_scale: float = field(default=0.5, metadata={"range": (0.01, 10.0)})
     """Separation (m) between a sight line and an occluder over which the occlusion probability falls by 1/e."""
-    goal_weight: float = field(default=2.0, metadata={"range": (0.0, 1e4)})
+    goal_weight: float = field(default=10.0, metadata={"range": (0.0, 1e4)})
     """Cost per m^2 of the last planned position's distance from a viewpoint goal (greedy baseline only)."""
     ccp_iterations: int = field(default=4, metadata={"range": (1, 50)})
     """Most convex-concave iterations per planning cycle."""

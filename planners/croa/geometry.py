@@ -40,7 +40,7 @@ def segments_hit_polytopes(starts: np.ndarray, ends: np.ndarray, normals: np.nda
     direction = ends - starts
     start_values = np.einsum("kfi,mi->mkf", normals, starts) - offsets[None]  # <= 0 inside
     rates = np.einsum("kfi,mi->mkf", normals, direction)
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         crossing = -start_values / rates
     entering = np.where(rates < 0.0, crossing, -np.inf)
     leaving = np.where(rates > 0.0, crossing, np.inf)
@@ -91,3 +91,35 @@ def occluded_fraction(viewpoint: np.ndarray, samples: np.ndarray, normals: np.nd
         return 0.0
     blocked = segments_hit_polytopes(np.broadcast_to(viewpoint, samples.shape), samples, normals, offsets)
     return float(blocked.any(axis=1).mean())
+
+
+def polygon_distance(first: np.ndarray, second: np.ndarray) -> float:
+    """Distance between two convex polygons given by their corners (4, 2) in order; 0 when they overlap."""
+    if _overlap(first, second):
+        return 0.0
+    return min(_points_to_edges(first, second), _points_to_edges(second, first))
+
+
+def _overlap(first: np.ndarray, second: np.ndarray) -> bool:
+    """Separating-axis test of two convex polygons."""
+    for polygon in (first, second):
+        edges = np.roll(polygon, -1, axis=0) - polygon
+        axes = np.column_stack([-edges[:, 1], edges[:, 0]])
+        a, b = first @ axes.T, second @ axes.T
+        if np.any((a.max(axis=0) < b.min(axis=0)) | (b.max(axis=0) < a.min(axis=0))):
+            return False
+    return True
+
+
+def _points_to_edges(points: np.ndarray, polygon: np.ndarray) -> float:
+    """Smallest distance from any of the points to any edge of the polygon."""
+    starts, ends = polygon, np.roll(polygon, -1, axis=0)
+    edges = ends - starts
+    offsets = points[:, None, :] - starts[None]
+    fraction = np.clip(np.einsum("pei,ei->pe", offsets, edges) / np.einsum("ei,ei->e", edges, edges), 0.0, 1.0)
+    return float(np.min(np.linalg.norm(offsets - fraction[..., None] * edges[None], axis=2)))
+
+
+def rectangle_corners(center, length: float, width: float, yaw: float) -> np.ndarray:
+    """Corners (4, 2) of a rectangle, counter-clockwise from front-left."""
+    return _corners(center, length, width, yaw)

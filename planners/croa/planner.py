@@ -111,7 +111,7 @@ class CroaPlanner:
     def _start_point(self, scene: PlanningScene, origin: np.ndarray) -> Linearisation:
         """The previous plan shifted by one step when the ego is where it predicted, else a rollout
         along the lane at the current speed."""
-        previous, steps = self._previous, self.config.horizon
+        previous = self._previous
         if previous is not None:
             states = previous.states.copy()
             expected = states[1]
