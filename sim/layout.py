@@ -1,14 +1,17 @@
-"""The static world drawn from a scenario and a seed: buildings, walls, poles and parked vehicles."""
+"""The static world drawn from a scenario and a seed: buildings, walls, poles, parked vehicles and the
+scenario's staged objects."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import numpy as np
 
-from sim.geometry import BoxSet
+from perception.objects import ObjectClass
+from sim.geometry import BoxSet, rectangles_overlap
 from sim.materials import BASE_COLOR, FACADE_COLORS, VEHICLE_PAINTS, Material, draw_colors
 from sim.meshes import NO_OBJECT, UNIT_BOX, TriangleSoup
 from sim.object_models import OBJECT_MODELS, VEHICLE_CLASSES, draw_sizes, draw_vehicle_classes
+from sim.pedestrians import CLOTHING_COLORS
 from sim.road import RoadGeometry
 from sim.scenario import ROAD_END_MARGIN, ClutterConfig, ParkedConfig, Scenario
 from sim.transforms import wrap_angle
@@ -27,6 +30,8 @@ PARKING_SKEW = 0.05
 """Largest sideways offset of a parked vehicle's corner from parking perfectly straight, metres."""
 CROSSING_CLEARANCE = 1.5
 """Nothing is parked or built on a sidewalk this close to a crossing's edges, metres."""
+STAGED_CLEARANCE = 0.5
+"""Randomly parked vehicles and poles closer than this to a staged object's footprint are left out, metres."""
 
 
 @dataclass
@@ -47,18 +52,48 @@ class StaticLayout:
     """ObjectClass value per parked vehicle, int64 (P,)."""
     parked_colors: np.ndarray
     """Paint per parked vehicle, uint8 (P, 3)."""
+    staged: BoxSet
+    """The scenario's staged objects, in its order (box centres at half height)."""
+    staged_ids: np.ndarray
+    """Ground-truth object ids of the staged objects, P+1..P+S, int64 (S,)."""
+    staged_classes: np.ndarray
+    """ObjectClass value per staged object, int64 (S,)."""
+    staged_colors: np.ndarray
+    """Paint or clothing colour per staged object, uint8 (S, 3)."""
+    target_index: int
+    """Index into the staged objects of the scenario's target, -1 for none."""
+
+    @property
+    def object_boxes(self) -> BoxSet:
+        """Every static road user: the parked vehicles, then the staged objects."""
+        return BoxSet.concatenate([self.parked, self.staged])
+
+    @property
+    def object_ids(self) -> np.ndarray:
+        """Ground-truth ids of object_boxes, int64 (P + S,)."""
+        return np.concatenate([self.parked_ids, self.staged_ids])
+
+    @property
+    def object_classes(self) -> np.ndarray:
+        """ObjectClass values of object_boxes, int64 (P + S,)."""
+        return np.concatenate([self.parked_classes, self.staged_classes])
 
     def triangles(self, road: RoadGeometry, ground_offset: float) -> TriangleSoup:
-        """The road surface out to |d| = ground_offset, scenery and parked vehicles as one soup."""
+        """The road surface out to |d| = ground_offset, scenery, parked and staged objects as one soup."""
         soups = [road.surface(ground_offset)]
         for material in np.unique(self.scenery_materials):
             chosen = self.scenery_materials == material
             soups.append(UNIT_BOX.instantiate(self.scenery.subset(chosen), np.full(chosen.sum(), NO_OBJECT),
                                               int(material), self.scenery_colors[chosen]))
-        for label in VEHICLE_CLASSES:
-            chosen = self.parked_classes == label
-            soups.append(OBJECT_MODELS[label].mesh.instantiate(self.parked.subset(chosen), self.parked_ids[chosen],
-                                                               Material.VEHICLE, self.parked_colors[chosen]))
+        boxes, ids, classes = self.object_boxes, self.object_ids, self.object_classes
+        colors = np.concatenate([self.parked_colors, self.staged_colors])
+        for label in OBJECT_MODELS:  # the vehicle classes, then pedestrians (staged ones only)
+            chosen = classes == label
+            if label not in VEHICLE_CLASSES and not np.any(chosen):
+                continue
+            material = Material.PEDESTRIAN if label == ObjectClass.PEDESTRIAN else Material.VEHICLE
+            soups.append(OBJECT_MODELS[label].mesh.instantiate(boxes.subset(chosen), ids[chosen], material,
+                                                               colors[chosen]))
         return TriangleSoup.concatenate(soups)
 
 
@@ -152,13 +187,57 @@ def _parked(config: ParkedConfig, road: RoadGeometry, rng: np.random.Generator):
     return BoxSet.concatenate(boxes), np.concatenate(classes).astype(np.int64)
 
 
+def _staged(scenario: Scenario, road: RoadGeometry, rng: np.random.Generator):
+    """Boxes, classes and colours of the scenario's staged objects, in its order."""
+    boxes, classes, colors = [], [], []
+    for staged in scenario.staged:
+        label = ObjectClass[staged.label.upper()]
+        model = OBJECT_MODELS[label]
+        size = np.array(staged.size if staged.size else np.add(model.size_min, model.size_max) / 2.0, dtype=np.float64)
+        s = scenario.staged_s(staged)
+        base_z = road.config.kerb_height if abs(staged.d) > road.half_width else 0.0
+        box = _frenet_boxes(road, [s], [staged.d], size[None, :], base_z)
+        box.yaws = wrap_angle(box.yaws + staged.yaw)
+        boxes.append(box)
+        classes.append(int(label))
+        palette = CLOTHING_COLORS if label == ObjectClass.PEDESTRIAN else VEHICLE_PAINTS
+        colors.append(draw_colors(rng, palette, 1))
+    if not boxes:
+        return BoxSet.empty(), np.zeros(0, dtype=np.int64), np.zeros((0, 3), dtype=np.uint8)
+    return BoxSet.concatenate(boxes), np.array(classes, dtype=np.int64), np.concatenate(colors)
+
+
+def _clear_of(boxes: BoxSet, staged: BoxSet, margin: float) -> np.ndarray:
+    """Which boxes keep at least `margin` from every staged footprint, boolean (K,)."""
+    if len(boxes) == 0 or len(staged) == 0:
+        return np.ones(len(boxes), dtype=bool)
+    grown = BoxSet(staged.centers, staged.sizes + [2.0 * margin, 2.0 * margin, 0.0], staged.yaws)
+    reach = 0.5 * np.linalg.norm(boxes.sizes[:, :2], axis=1)[:, None] + 0.5 * np.linalg.norm(grown.sizes[:, :2], axis=1)
+    first, second = np.nonzero(np.linalg.norm(boxes.centers[:, None, :2] - grown.centers[None, :, :2], axis=2) < reach)
+    overlap = rectangles_overlap(boxes.corners_bev()[first], grown.corners_bev()[second])
+    clear = np.ones(len(boxes), dtype=bool)
+    clear[first[overlap]] = False
+    return clear
+
+
 def generate_layout(scenario: Scenario, road: RoadGeometry, rng: np.random.Generator) -> StaticLayout:
-    """The static world of `scenario` for one random draw; parked vehicles get ids 1..P."""
+    """The static world of `scenario` for one random draw; parked vehicles get ids 1..P and staged
+    objects P+1..P+S. Parked vehicles and poles in the way of a staged object are left out."""
     scenery, scenery_materials, scenery_colors = _clutter(scenario.clutter, road, rng)
     parked, parked_classes = _parked(scenario.parked, road, rng)
+    parked_colors = draw_colors(rng, VEHICLE_PAINTS, len(parked))
+    staged, staged_classes, staged_colors = _staged(scenario, road, rng)
+    if len(staged):  # drawn in full first, so that staging an object changes nothing else of the draw
+        keep = _clear_of(parked, staged, STAGED_CLEARANCE)
+        parked, parked_classes, parked_colors = parked.subset(keep), parked_classes[keep], parked_colors[keep]
+        keep = (scenery_materials != Material.POLE) | _clear_of(scenery, staged, STAGED_CLEARANCE)
+        scenery, scenery_materials, scenery_colors = scenery.subset(keep), scenery_materials[keep], scenery_colors[keep]
+    targets = [index for index, staged_object in enumerate(scenario.staged) if staged_object.target]
     return StaticLayout(
         scenery=scenery, scenery_materials=scenery_materials, scenery_colors=scenery_colors,
         parked=parked, parked_ids=np.arange(1, len(parked) + 1, dtype=np.int64), parked_classes=parked_classes,
-        parked_colors=draw_colors(rng, VEHICLE_PAINTS, len(parked)),
+        parked_colors=parked_colors, staged=staged,
+        staged_ids=np.arange(len(parked) + 1, len(parked) + len(staged) + 1, dtype=np.int64),
+        staged_classes=staged_classes, staged_colors=staged_colors, target_index=targets[0] if targets else -1,
     )
 

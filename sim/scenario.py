@@ -261,6 +261,40 @@ class EgoConfig:
                              f"({self.wheelbase + self.rear_overhang}), got {self.length}")
 
 
+STAGED_LABELS = ("car", "van", "truck", "bus", "pedestrian")
+"""Classes a staged object may have (ObjectClass names in lower case)."""
+
+
+@dataclass
+class StagedObject:
+    """A static road user put at a chosen spot relative to the ego's start, e.g. an occluded target
+    and the vehicles hiding it; it stands like a parked vehicle and never moves. Randomly parked
+    vehicles in its way are left out; moving vehicles treat one standing in the road as a stopped
+    obstacle (they queue behind it or change lanes) and crossing pedestrians wait for it."""
+
+    label: str = ""
+    """Class: one of car, van, truck, bus, pedestrian."""
+    ahead: float = field(default=0.0, metadata={"range": (-1000.0, 1000.0)})
+    """Distance along the road from the ego's start_s to the object's centre, metres, counted in the
+    ego lane's driving direction (negative: behind the ego)."""
+    d: float = field(default=0.0, metadata={"range": (-60.0, 60.0)})
+    """Lateral Frenet offset of the centre, metres (d < 0 right of the centre line; lanes at
+    RoadGeometry.lane_offsets). On a sidewalk (|d| beyond the kerb) it stands on the kerb height."""
+    yaw: float = field(default=0.0, metadata={"range": (-2.0 * math.pi, 2.0 * math.pi)})
+    """Heading relative to the road's +s direction at the object, radians (pi faces -s)."""
+    size: list[float] = field(default_factory=list, metadata={"range": (0.1, 30.0)})
+    """Length, width, height, metres; empty for the class's mean size (sim.object_models)."""
+    target: bool = False
+    """The object of interest (at most one per scenario)."""
+
+    def __post_init__(self) -> None:
+        if self.label not in STAGED_LABELS:
+            raise ValueError(f"label: must be one of {', '.join(STAGED_LABELS)}, got {self.label!r}")
+        check_ranges(self)
+        if len(self.size) not in (0, 3):
+            raise ValueError(f"size: must be empty or [length, width, height], got {len(self.size)} values")
+
+
 @dataclass
 class Scenario:
     """A complete simulated world; `seed` chooses one random layout and history of it."""
@@ -287,6 +321,8 @@ class Scenario:
     """The ego's lidar."""
     camera: CameraConfig = field(default_factory=CameraConfig)
     """The ego's front camera."""
+    staged: list[StagedObject] = field(default_factory=list)
+    """Static objects placed relative to the ego's start (targets and occluders for evaluations)."""
 
     def __post_init__(self) -> None:
         lane_count = 2 * self.road.lanes_per_direction
@@ -300,6 +336,27 @@ class Scenario:
         if self.parked.fill > 0.0 and self.road.parking_lane_width < MIN_PARKING_LANE_WIDTH:
             raise ValueError(f"parked.fill: must be 0 when road.parking_lane_width < {MIN_PARKING_LANE_WIDTH} "
                              f"({self.road.parking_lane_width}), got {self.parked.fill}")
+        self._check_staged()
+
+    def staged_s(self, staged: StagedObject) -> float:
+        """Distance along the road of a staged object's centre, metres."""
+        direction = 1.0 if self.ego.lane < self.road.lanes_per_direction else -1.0
+        return self.ego.start_s + direction * staged.ahead
+
+    def _check_staged(self) -> None:
+        targets = [index for index, staged in enumerate(self.staged) if staged.target]
+        if len(targets) > 1:
+            raise ValueError(f"staged: at most one staged object may be the target, got {len(targets)} "
+                             f"(staged[{'], staged['.join(map(str, targets))}])")
+        road = self.road
+        outer = road.lanes_per_direction * road.lane_width + road.parking_lane_width + road.sidewalk_width
+        for index, staged in enumerate(self.staged):
+            s = self.staged_s(staged)
+            if not 0.0 <= s <= road.length:
+                raise ValueError(f"staged[{index}].ahead: puts the object at s = {s:g} from ego.start_s "
+                                 f"{self.ego.start_s:g}, off the road (0 to road.length {road.length:g})")
+            if abs(staged.d) > outer:
+                raise ValueError(f"staged[{index}].d: must be within the sidewalks (|d| <= {outer}), got {staged.d}")
 
 
 def load_scenario(path: str | Path) -> Scenario:

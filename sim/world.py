@@ -1,4 +1,4 @@
-"""The simulated world: road, scenery, parked and moving road users, the ego car and its sensors.
+"""The simulated world: road, scenery, parked, staged and moving road users, the ego car and its sensors.
 
 Frames (REP-103/105): `map` as described in sim.scenario (road along +x from the origin,
 right-hand traffic: lanes with d < 0 drive +x); `base_link` is the ego's rear-axle centre on the
@@ -27,10 +27,11 @@ from sim.meshes import TriangleSoup
 from sim.object_models import OBJECT_MODELS
 from sim.obstacles import AgentState, Obstacles
 from sim.pedestrians import Pedestrians
-from sim.raycast import SceneRaycaster
+from sim.raycast import RayHits, SceneRaycaster
 from sim.road import RoadGeometry
 from sim.scenario import Scenario
 from sim.traffic import Traffic
+from sim.transforms import planar_pose_matrix
 
 __all__ = ["World", "LidarScan", "CameraFrame"]
 
@@ -40,6 +41,8 @@ GROUND_BEYOND_BUILDINGS = 30.0
 """Ground extends this far beyond the deepest possible building, metres."""
 COLLISION_SEARCH_RADIUS = 25.0
 """Only objects whose centre is this close to the ego are tested for collision, metres."""
+SIGHT_TOLERANCE = 0.05
+"""A sight line counts as blocked only by a hit more than this short of its end point, metres."""
 
 
 class World:
@@ -70,6 +73,9 @@ class World:
             ground_offset = (self.road.half_width + self.scenario.road.sidewalk_width + clutter.building_setback_max
                              + clutter.building_depth_max + GROUND_BEYOND_BUILDINGS)
             self._raycaster = SceneRaycaster(self._layout.triangles(self.road, ground_offset))
+            # Staged objects stand still where traffic and pedestrians can meet them (parked ones stay off the lanes).
+            staged = self._layout.staged
+            self._staged_obstacles = Obstacles.of_boxes(self.road, staged, np.zeros((len(staged), 2)))
             self._layout_seed = self.seed
         self._lidar_rng = lidar_rng
         self.time = 0.0
@@ -82,13 +88,12 @@ class World:
         self._ego = EgoVehicle(ego_config, float(x), float(y), math.remainder(float(yaw), 2 * math.pi),
                                ego_config.speed)
 
-        next_id = itertools.count(len(self._layout.parked_ids) + 1).__next__
+        next_id = itertools.count(len(self._layout.object_ids) + 1).__next__
         self._traffic = Traffic(self.scenario.traffic, self.road, traffic_rng, next_id)
         self._pedestrians = Pedestrians(self.scenario.pedestrians, self.road, pedestrian_rng, next_id)
         window = self._window()
-        self._pedestrians.populate(window, self._ego_s(), self._ego_obstacle())
-        self._traffic.populate(window,
-                               Obstacles.concatenate([self._pedestrians.obstacles(), self._ego_obstacle()]))
+        self._pedestrians.populate(window, self._ego_s(), self._with_staged([self._ego_obstacle()]))
+        self._traffic.populate(window, self._with_staged([self._pedestrians.obstacles(), self._ego_obstacle()]))
         self._latest_counts: dict[int, int] = {}
         self._dynamic_stale = True
 
@@ -104,15 +109,19 @@ class World:
             now = self.time + (index + 1) * step
             self._ego.step(step, linear_velocity, angular_velocity)
             ego = self._ego_obstacle()
-            self._pedestrians.step(step, now, Obstacles.concatenate([self._traffic.obstacles(), ego]))
-            self._traffic.step(step, now, Obstacles.concatenate([self._pedestrians.obstacles(), ego]),
+            self._pedestrians.step(step, now, self._with_staged([self._traffic.obstacles(), ego]))
+            self._traffic.step(step, now, self._with_staged([self._pedestrians.obstacles(), ego]),
                                self._pedestrians.intents())
         self.time += dt
         window, ego = self._window(), self._ego_obstacle()
         self._pedestrians.respawn(window, self._ego_s(), self.scenario.spawn.min_distance, self.time,
-                                  Obstacles.concatenate([self._traffic.obstacles(), ego]))
-        self._traffic.respawn(window, Obstacles.concatenate([self._pedestrians.obstacles(), ego]))
+                                  self._with_staged([self._traffic.obstacles(), ego]))
+        self._traffic.respawn(window, self._with_staged([self._pedestrians.obstacles(), ego]))
         self._dynamic_stale = True
+
+    def _with_staged(self, parts: list[Obstacles]) -> Obstacles:
+        """The obstacles `parts` and, after them, the staged objects (standing still)."""
+        return Obstacles.concatenate(parts + [self._staged_obstacles] if len(self._staged_obstacles) else parts)
 
     # --- ego -----------------------------------------------------------------------------------
 
@@ -173,6 +182,10 @@ class World:
         """+1 for lanes driven in the order of their centre-line points, -1 for the opposite."""
         return [int(direction) for direction in self.road.lane_directions]
 
+    def lidar_origin(self) -> np.ndarray:
+        """The lidar's optical centre in map now, metres (3,)."""
+        return (planar_pose_matrix(*self.ego_pose) @ self.scenario.lidar.mount.matrix())[:3, 3].copy()
+
     # --- sensors -------------------------------------------------------------------------------
 
     def _agent_states(self) -> list[AgentState]:
@@ -203,6 +216,26 @@ class World:
         self._latest_counts = counts
         return LidarScan(points, point_object_ids, counts, self.time)
 
+    def cast_rays(self, origins: np.ndarray, ends: np.ndarray) -> RayHits:
+        """First hits on the segments from origins (N, 3) or (3,) to ends (N, 3), in map, against the
+        static world and the agents where they are now; distances are fractions of each segment."""
+        ends = np.asarray(ends, dtype=np.float64).reshape(-1, 3)
+        origins = np.broadcast_to(np.asarray(origins, dtype=np.float64), ends.shape)
+        rays = np.ascontiguousarray(np.concatenate([origins, ends - origins], axis=1), dtype=np.float32)
+        return self._raycaster_now().cast(rays, np.zeros(len(rays), dtype=np.float32))
+
+    def sight_blocked(self, origin: np.ndarray, points: np.ndarray, object_id: int) -> np.ndarray:
+        """Whether the sight line from origin (3,) to each point (N, 3), in map, meets something
+        other than object `object_id` more than SIGHT_TOLERANCE before the point, boolean (N,)."""
+        points = np.asarray(points, dtype=np.float64).reshape(-1, 3)
+        origin = np.asarray(origin, dtype=np.float64).reshape(3)
+        if len(points) == 0:
+            return np.zeros(0, dtype=bool)
+        hits = self.cast_rays(origin, points)
+        lengths = np.linalg.norm(points - origin, axis=1)
+        short = hits.distances * lengths < lengths - SIGHT_TOLERANCE
+        return short & (hits.object_ids != object_id)
+
     def camera_frame(self) -> CameraFrame:
         """One rendered RGB-D frame at the current time."""
         rgb, depth, object_ids = self._camera.render(self._raycaster_now(), self.ego_pose)
@@ -211,16 +244,28 @@ class World:
     # --- ground truth --------------------------------------------------------------------------
 
     def _object_ids(self) -> list[int]:
-        return self._layout.parked_ids.tolist() + [int(i) for state in self._agent_states() for i in state.ids]
+        return self._layout.object_ids.tolist() + [int(i) for state in self._agent_states() for i in state.ids]
+
+    @property
+    def target_id(self) -> int | None:
+        """Ground-truth id of the scenario's staged target, None when it has none."""
+        index = self._layout.target_index
+        return None if index < 0 else int(self._layout.staged_ids[index])
+
+    @property
+    def staged_ids(self) -> list[int]:
+        """Ground-truth ids of the scenario's staged objects, in the scenario's order."""
+        return self._layout.staged_ids.tolist()
 
     def ground_truth(self) -> list[GroundTruthObject]:
-        """Every parked and moving road user in map; point counts from the latest lidar_scan."""
+        """Every parked, staged and moving road user in map; point counts from the latest lidar_scan."""
         layout = self._layout
+        boxes = layout.object_boxes
         objects = [GroundTruthObject(
             object_id=int(object_id), label=ObjectClass(int(label)),
-            box=Box3D(layout.parked.centers[index], layout.parked.sizes[index], layout.parked.yaws[index]),
+            box=Box3D(boxes.centers[index], boxes.sizes[index], boxes.yaws[index]),
             velocity=np.zeros(2), num_lidar_points=self._latest_counts.get(int(object_id), 0), is_static=True,
-        ) for index, (object_id, label) in enumerate(zip(layout.parked_ids, layout.parked_classes))]
+        ) for index, (object_id, label) in enumerate(zip(layout.object_ids, layout.object_classes))]
         for state in self._agent_states():
             objects += [GroundTruthObject(
                 object_id=int(object_id), label=ObjectClass(int(state.classes[index])),
@@ -230,6 +275,20 @@ class World:
             ) for index, object_id in enumerate(state.ids)]
         return objects
 
+    def object_box(self, object_id: int) -> Box3D:
+        """The box of a parked, staged or moving road user now; KeyError for an id not in the world."""
+        layout = self._layout
+        for boxes, ids in [(layout.object_boxes, layout.object_ids)] + [
+                (state.boxes, state.ids) for state in self._agent_states()]:
+            found = np.flatnonzero(ids == object_id)
+            if len(found):
+                return Box3D(boxes.centers[found[0]], boxes.sizes[found[0]], boxes.yaws[found[0]])
+        raise KeyError(f"object {object_id} is not in the world now")
+
+    def latest_point_count(self, object_id: int) -> int:
+        """Lidar returns on object `object_id` in the latest lidar_scan (0 before the first)."""
+        return self._latest_counts.get(int(object_id), 0)
+
     def in_collision(self) -> bool:
         """Whether the ego's footprint overlaps a road user, a building, wall or pole, or a kerb."""
         ego = self._ego.box()
@@ -237,7 +296,7 @@ class World:
         _, lateral = self.road.to_frenet(corners[:, 0], corners[:, 1])
         if np.any(np.abs(lateral) > self.road.half_width):
             return True
-        others = BoxSet.concatenate([self._layout.scenery, self._layout.parked]
+        others = BoxSet.concatenate([self._layout.scenery, self._layout.object_boxes]
                                     + [state.boxes for state in self._agent_states()])
         near = np.linalg.norm(others.centers[:, :2] - ego.centers[0, :2], axis=1) < (
             COLLISION_SEARCH_RADIUS + 0.5 * np.linalg.norm(others.sizes[:, :2], axis=1))
