@@ -12,6 +12,7 @@ NODES = {
     "bag_recorder": "robot_nodes.bag_recorder:main",
     "lidar_detector": "robot_nodes.lidar_detector:main",
     "trajectory_predictor": "robot_nodes.trajectory_predictor:main",
+    "croa_planner": "robot_nodes.croa_planner:main",
 }
 COMMANDS = {
     "bringup": "robot_nodes.bringup:main",

@@ -74,6 +74,31 @@ def lane_keeping_controller(scenario: str | None = None) -> NodeSpec:
         parameters={"use_sim_time": True, **({"scenario": scenario} if scenario else {})})
 
 
+def croa_planner(scenario: str | None = None, planning_rate: float | None = None) -> NodeSpec:
+    """The CROA planner on the contract's predictions and odometry, driving the robot (/cmd_vel)."""
+    overrides = {"scenario": scenario, "planning_rate": planning_rate}
+    return NodeSpec(
+        name="croa_planner", executable="croa_planner", node_class="robot_nodes.croa_planner:CroaPlannerNode",
+        remappings=(("~/input/predicted_objects", topics.PREDICTED_OBJECTS), ("~/input/odometry", topics.ODOMETRY),
+                    ("~/input/target_id", topics.PLANNER_TARGET_ID), ("~/output/path", topics.PLANNED_PATH),
+                    ("~/output/cmd_vel", topics.CMD_VEL), ("~/output/markers", topics.CROA_PLANNER_MARKERS),
+                    ("~/output/status", topics.CROA_PLANNER_STATUS)),
+        parameters={"use_sim_time": True, **{name: value for name, value in overrides.items() if value is not None}})
+
+
+PLANNERS = ("lane_keeping", "croa")
+"""What drives the simulated robot: the lane-keeping controller, or the CROA planner (which needs
+the detector and the predictor). Exactly one of them publishes /cmd_vel."""
+
+
+def driver(planner: str = "lane_keeping", scenario: str | None = None,
+           planning_rate: float | None = None) -> NodeSpec:
+    """The node that publishes /cmd_vel for `planner` (one of PLANNERS)."""
+    if planner not in PLANNERS:
+        raise ValueError(f"planner must be one of {', '.join(PLANNERS)}, got {planner!r}")
+    return lane_keeping_controller(scenario) if planner == "lane_keeping" else croa_planner(scenario, planning_rate)
+
+
 def bag_recorder(output: str, topic_names: list[str], use_sim_time: bool = False) -> NodeSpec:
     """A recorder; with use_sim_time the bag's timestamps are simulated time, as the stack sees it."""
     return NodeSpec(
@@ -109,6 +134,9 @@ def bag_player(bag: str, rate: float = 1.0, loop: bool = False, topic_names: lis
         parameters={"bag": bag, "rate": rate, "loop": loop, **({"topics": list(topic_names)} if topic_names else {})})
 
 
+PLANNER_OUTPUTS = (topics.PLANNED_PATH, topics.CROA_PLANNER_MARKERS, topics.CROA_PLANNER_STATUS)
+"""Topics the CROA planner publishes on the contract besides /cmd_vel."""
+
 PERCEPTION_OUTPUTS = (topics.DETECTED_OBJECTS, topics.LIDAR_DETECTOR_MARKERS, topics.TRACKED_OBJECTS,
                       topics.PREDICTED_OBJECTS, topics.TRAJECTORY_PREDICTOR_MARKERS)
 """Topics the detector and the predictor publish on the contract (a replay that runs them leaves them out)."""
@@ -123,11 +151,16 @@ def perception_nodes(detector_model: str | None = None, predictor: bool = True,
 def simulation_graph(scenario: str | None = None, seed: int | None = None, real_time_factor: float | None = None,
                      wait_for_subscribers: float | None = None, detector: bool = True,
                      detector_model: str | None = None, predictor: bool = True,
-                     predictor_model: str | None = None) -> list[NodeSpec]:
-    """The simulated world, the lane-keeping controller that drives the robot in it and (with
-    `detector`) the lidar detector on the world's scans, followed (with `predictor`) by the tracker
-    and predictor."""
-    specs = [sim_world(scenario, seed, real_time_factor, wait_for_subscribers), lane_keeping_controller(scenario)]
+                     predictor_model: str | None = None, planner: str = "lane_keeping",
+                     planning_rate: float | None = None) -> list[NodeSpec]:
+    """The simulated world, the driver of the robot in it (`planner`: the lane-keeping controller or
+    the CROA planner, see PLANNERS) and (with `detector`) the lidar detector on the world's scans,
+    followed (with `predictor`) by the tracker and predictor. The CROA planner plans on the
+    predictions, so it needs both."""
+    if planner == "croa" and not (detector and predictor):
+        raise ValueError("the croa planner plans on the predicted objects: it needs the detector and the predictor")
+    specs = [sim_world(scenario, seed, real_time_factor, wait_for_subscribers),
+             driver(planner, scenario, planning_rate)]
     return specs + perception_nodes(detector_model, predictor, predictor_model) if detector else specs
 
 

@@ -14,6 +14,9 @@ TRACKED_OBJECTS = "/perception/tracks"
 PREDICTED_OBJECTS = "/prediction/objects"
 TRAJECTORY_PREDICTOR_MARKERS = "/prediction/trajectory_predictor/markers"
 PLANNED_PATH = "/planning/path"
+CROA_PLANNER_MARKERS = "/planning/croa_planner/markers"
+CROA_PLANNER_STATUS = "/planning/croa_planner/status"
+PLANNER_TARGET_ID = "/planning/target_id"
 GROUND_TRUTH_OBJECTS = "/simulation/ground_truth/objects"
 
 CONTRACT = {
@@ -31,6 +34,9 @@ CONTRACT = {
     PREDICTED_OBJECTS: "edge_robot_msgs/msg/PredictedObjects",
     TRAJECTORY_PREDICTOR_MARKERS: "visualization_msgs/msg/MarkerArray",
     PLANNED_PATH: "nav_msgs/msg/Path",
+    CROA_PLANNER_MARKERS: "visualization_msgs/msg/MarkerArray",
+    CROA_PLANNER_STATUS: "edge_robot_msgs/msg/PlannerStatus",
+    PLANNER_TARGET_ID: "std_msgs/msg/Int64",
     GROUND_TRUTH_OBJECTS: "edge_robot_msgs/msg/GroundTruthObjects",
 }
 """Topic → message type of every topic in the contract (markers: one topic per node, under .../markers)."""

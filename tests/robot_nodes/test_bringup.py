@@ -13,6 +13,7 @@ import torch
 from perception.detection import CenterPointNet, DetectorConfig, save_checkpoint
 from robot_nodes import graph, main_job, topics
 from robot_nodes.bags import BagReader, BagWriter
+from robot_nodes.croa_planner import CroaPlannerNodeConfig
 from robot_nodes.lane_keeping_controller import LaneKeepingNodeConfig
 from robot_nodes.lidar_detector import LidarDetectorConfig
 from robot_nodes.parameters import config_from_parameter_file
@@ -21,7 +22,8 @@ from robot_nodes.sim_messages import SimWorldConfig
 from robot_nodes.trajectory_predictor import TrajectoryPredictorConfig
 
 REPO = Path(__file__).resolve().parents[2]
-ALL_SPECS = [*graph.simulation_graph(), graph.bag_player("some_bag"), graph.bag_recorder("out", ["/odom"])]
+ALL_SPECS = [*graph.simulation_graph(), graph.croa_planner(), graph.bag_player("some_bag"),
+             graph.bag_recorder("out", ["/odom"])]
 
 
 def console_scripts() -> dict[str, str]:
@@ -51,7 +53,8 @@ def test_every_node_spec_names_real_things(spec):
 @pytest.mark.parametrize("node_name, config_cls", [("sim_world", SimWorldConfig),
                                                     ("lane_keeping_controller", LaneKeepingNodeConfig),
                                                     ("lidar_detector", LidarDetectorConfig),
-                                                    ("trajectory_predictor", TrajectoryPredictorConfig)])
+                                                    ("trajectory_predictor", TrajectoryPredictorConfig),
+                                                    ("croa_planner", CroaPlannerNodeConfig)])
 def test_parameter_files_match_the_configs(node_name, config_cls):
     # Unknown keys or out-of-range values in the file would raise here.
     config_from_parameter_file(config_cls, REPO / "config" / f"{node_name}.param.yaml", node_name)
@@ -83,6 +86,24 @@ def test_the_simulation_runs_the_perception_nodes_and_a_replay_with_them_leaves_
             writer.add_topic(topic, topics.CONTRACT[topic])
     player, _, _ = graph.replay_graph(str(with_detections))
     assert player.parameters["topics"] == [topics.LIDAR_POINTS]
+
+
+def test_the_croa_planner_replaces_the_lane_keeping_controller_as_the_driver():
+    names = [spec.name for spec in graph.simulation_graph(planner="croa", planning_rate=5.0, scenario="s.yaml")]
+    assert names == ["sim_world", "croa_planner", "lidar_detector", "trajectory_predictor"]
+    specs = graph.simulation_graph(planner="croa", planning_rate=5.0, scenario="s.yaml")
+    drivers = [spec.name for spec in specs if dict(spec.remappings).get("~/output/cmd_vel") == topics.CMD_VEL]
+    assert drivers == ["croa_planner"]  # one publisher of /cmd_vel
+    planner = specs[1]
+    assert planner.parameters == {"use_sim_time": True, "scenario": "s.yaml", "planning_rate": 5.0}
+    assert dict(planner.remappings)["~/input/predicted_objects"] == topics.PREDICTED_OBJECTS
+    assert dict(planner.remappings)["~/output/path"] == topics.PLANNED_PATH
+    assert [spec.name for spec in graph.simulation_graph() if dict(spec.remappings).get("~/output/cmd_vel")] == [
+        "lane_keeping_controller"]
+    with pytest.raises(ValueError, match="detector and the predictor"):
+        graph.simulation_graph(planner="croa", predictor=False)
+    with pytest.raises(ValueError, match="planner must be one of"):
+        graph.simulation_graph(planner="autopilot")
 
 
 @pytest.mark.parametrize("launch_file", sorted((REPO / "launch").glob("*.launch.py")), ids=lambda path: path.name)

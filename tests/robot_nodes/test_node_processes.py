@@ -50,6 +50,8 @@ def test_sim_world_runs_alone_with_overrides(context):
     ("trajectory_predictor", ["-p", "model_path:=/no/such/model.onnx"], "/no/such/model.onnx"),
     ("trajectory_predictor", ["-p", "tracker.confirm_hits:=9"], "confirm_window"),
     ("trajectory_predictor", ["-p", "method:=psychic"], "method"),
+    ("croa_planner", ["-p", "scenario:=/no/such/scenario.yaml"], "/no/such/scenario.yaml"),
+    ("croa_planner", ["-p", "croa.solver:=OSQP"], "solver"),
 ])
 def test_start_up_failures_are_one_clear_line(executable, arguments, message):
     environment = dict(os.environ, ROS_DOMAIN_ID=str(1 + secrets.randbelow(100)))
