@@ -1,8 +1,9 @@
-"""The simulated world, the lane-keeping controller, the lidar detector and the tracker/predictor
-(the same nodes as `bringup`).
+"""The simulated world, its driver (the lane-keeping controller or the CROA planner), the lidar
+detector and the tracker/predictor (the same nodes as `bringup`).
 
 ros2 launch edge_robot_runtime sim.launch.py scenario:=config/scenarios/urban_default.yaml seed:=0
 ros2 launch edge_robot_runtime sim.launch.py detector:=false   # without the detector (no trained model yet)
+ros2 launch edge_robot_runtime sim.launch.py planner:=croa     # the CROA planner drives, on the predictions
 """
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, OpaqueFunction
@@ -20,12 +21,15 @@ def launch_nodes(context):
     detector_model = LaunchConfiguration("detector_model").perform(context) or None
     predictor = LaunchConfiguration("predictor").perform(context).lower() == "true"
     predictor_model = LaunchConfiguration("predictor_model").perform(context) or None
+    planner = LaunchConfiguration("planner").perform(context)
+    planning_rate = LaunchConfiguration("planning_rate").perform(context)
     return [
         Node(package="edge_robot_runtime", executable=spec.executable, name=spec.name, output="screen",
              parameters=[str(spec.parameter_file), spec.parameters], remappings=list(spec.remappings))
         for spec in graph.simulation_graph(scenario, seed, real_time_factor, detector=detector,
                                            detector_model=detector_model, predictor=predictor,
-                                           predictor_model=predictor_model)
+                                           predictor_model=predictor_model, planner=planner,
+                                           planning_rate=float(planning_rate) if planning_rate else None)
     ]
 
 
@@ -43,5 +47,9 @@ def generate_launch_description():
                               description="run the tracker and trajectory predictor on the detections"),
         DeclareLaunchArgument("predictor_model", default_value="",
                               description="prediction model (empty: config/trajectory_predictor.param.yaml's)"),
+        DeclareLaunchArgument("planner", default_value="lane_keeping", choices=list(graph.PLANNERS),
+                              description="what drives the robot: lane_keeping, or croa (needs detector and predictor)"),
+        DeclareLaunchArgument("planning_rate", default_value="",
+                              description="CROA planning cycles per second (empty: config/croa_planner.param.yaml's)"),
         OpaqueFunction(function=launch_nodes),
     ])

@@ -101,7 +101,9 @@ class Bringup:
 
 
 def model_hint(error: Exception) -> str:
-    """A pointer to the model options after a lidar_detector or trajectory_predictor start-up failure."""
+    """A pointer to the options after a lidar_detector, trajectory_predictor or croa_planner start-up failure."""
+    if str(error).startswith("croa_planner:"):
+        return "\n(or let the lane-keeping controller drive: --planner lane_keeping)"
     if str(error).startswith("lidar_detector:"):
         return "\n(give a checkpoint with --detector-model PATH, or run without the detector: --no-detector)"
     if str(error).startswith("trajectory_predictor:"):
@@ -123,19 +125,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--predictor-model", metavar="PATH", type=Path,
                         help="prediction model (default: config/trajectory_predictor.param.yaml's model_path)")
     parser.add_argument("--no-predictor", action="store_true", help="leave the tracker and predictor out")
+    parser.add_argument("--planner", choices=graph.PLANNERS, default="lane_keeping",
+                        help="what drives the robot (default lane_keeping; croa needs the detector and predictor)")
+    parser.add_argument("--planning-rate", type=float,
+                        help="CROA planning cycles per simulated s (default: config/croa_planner.param.yaml's)")
     options = parser.parse_args(argv)
+    if options.planner == "croa" and (options.no_detector or options.no_predictor):
+        parser.error("--planner croa plans on the predictions: it needs the detector and the predictor")
 
     specs = graph.simulation_graph(options.scenario, options.seed, options.real_time_factor,
                                    wait_for_subscribers=10.0 if options.record else None,
                                    detector=not options.no_detector,
                                    detector_model=str(options.detector_model.resolve()) if options.detector_model else None,
                                    predictor=not options.no_predictor,
-                                   predictor_model=str(options.predictor_model.resolve()) if options.predictor_model else None)
+                                   predictor_model=str(options.predictor_model.resolve()) if options.predictor_model else None,
+                                   planner=options.planner, planning_rate=options.planning_rate)
     if options.record:
         perception = [spec.name for spec in specs]
         recorded = topics.SIMULATED_SENSOR_TOPICS + (
             [topics.DETECTED_OBJECTS] if "lidar_detector" in perception else []) + (
-            [topics.TRACKED_OBJECTS, topics.PREDICTED_OBJECTS] if "trajectory_predictor" in perception else [])
+            [topics.TRACKED_OBJECTS, topics.PREDICTED_OBJECTS] if "trajectory_predictor" in perception else []) + (
+            [topics.PLANNED_PATH, topics.CROA_PLANNER_STATUS] if "croa_planner" in perception else [])
         specs.append(graph.bag_recorder(options.record, recorded, use_sim_time=True))
     try:
         bringup = Bringup(specs, executor=options.executor)

@@ -1,8 +1,9 @@
-"""edge-demo, the main job: run the simulated world under the lane-keeping controller with the
-lidar detector and the tracker/predictor over ROS, record every topic to a rosbag2 bag, replay the
-bag through a bag_player, check that nothing was lost, score the replayed detections and
-predictions against the simulated ground truth, and print a summary (also written to
-<output>/summary.md)."""
+"""edge-demo, the main job: run the simulated world with the lidar detector and the
+tracker/predictor over ROS, driven by the CROA planner on the predictions (or the lane-keeping
+controller), record every topic to a rosbag2 bag, replay the bag through a bag_player, check that
+nothing was lost, score the replayed detections and predictions against the simulated ground truth,
+report the planner's cycles and whether the robot hit anything, and print a summary (also written
+to <output>/summary.md)."""
 from __future__ import annotations
 
 import argparse
@@ -22,12 +23,13 @@ from rclpy.qos import QoSProfile
 from rclpy.serialization import deserialize_message
 from tqdm import tqdm
 
-from edge_robot_msgs.msg import DetectedObjects, GroundTruthObjects, PredictedObjects
+from edge_robot_msgs.msg import DetectedObjects, GroundTruthObjects, PlannerStatus, PredictedObjects
 from nav_msgs.msg import Odometry
 from tf2_msgs.msg import TFMessage
 
-from evaluation.detection_run import DetectionRunResult, score_detection_run
+from evaluation.detection_run import DetectionRunResult, pose_at, score_detection_run
 from evaluation.prediction_run import MATCH_DISTANCE, score_prediction_run
+from perception.objects import corners_bev
 from robot_nodes import graph, topics
 from robot_nodes.bags import BagError, BagReader, BagTopic, adapted_qos, message_class
 from robot_nodes.bringup import Bringup, model_hint
@@ -35,10 +37,19 @@ from robot_nodes.conversions import (msg_to_detected_objects, msg_to_ground_trut
                                      odometry_to_se2, transform_to_se3)
 from robot_nodes.parameters import ParameterError
 from robot_nodes.runner import StartupError
+from sim.geometry import rectangles_overlap
+from sim.road import RoadGeometry
+from sim.scenario import EgoConfig
 
 SUMMARY_TOPICS = (topics.ODOMETRY, topics.GROUND_TRUTH_OBJECTS, topics.DETECTED_OBJECTS, topics.TF_STATIC,
-                  topics.PREDICTED_OBJECTS)
+                  topics.PREDICTED_OBJECTS, topics.CROA_PLANNER_STATUS)
 """Topics whose replayed messages are kept (raw) and decoded for the summary after the replay."""
+
+
+DEFAULT_PLANNER = "lane_keeping"
+"""What drives the robot in the main job unless --planner says otherwise."""
+DEFAULT_PLANNING_RATE = 10.0
+"""The CROA planner's cycles per simulated second in the main job."""
 
 
 def stamp_ns(stamp) -> int:
@@ -66,6 +77,37 @@ class PredictorRun:
     """Its PredictorCounters, as a dict."""
     processing_times_ms: list[float]
     """Milliseconds from a detections message's arrival to its predictions going out."""
+
+
+@dataclass
+class PlannerRun:
+    """What the croa_planner did during the simulation."""
+
+    counters: dict
+    """Its PlannerCounters, as a dict."""
+    planning_times_ms: list[float]
+    """Milliseconds per cycle that ran the planner (scene, plan, messages out)."""
+    warm_up_s: float
+    """Seconds to build the planner and run its warm-up plan at start-up."""
+    planning_rate: float
+    """Its planning_rate parameter, Hz."""
+
+
+@dataclass
+class SimulationRun:
+    """What simulate_and_record gives back."""
+
+    published: collections.Counter
+    """Messages published per topic (sim_world's, the detector's, the predictor's, the planner's)."""
+    wall_s: float
+    """Wall seconds of the simulation and recording."""
+    ego: EgoConfig
+    """The simulated robot's body."""
+    road: RoadGeometry
+    """The simulated road."""
+    detector: DetectorRun | None = None
+    predictor: PredictorRun | None = None
+    planner: PlannerRun | None = None
 
 
 @dataclass
@@ -111,6 +153,10 @@ class ReplayTally:
         return [(stamp_ns(message.header.stamp), msg_to_predicted_objects(message))
                 for message in self._decoded(topics.PREDICTED_OBJECTS, PredictedObjects)]
 
+    def planner_statuses(self) -> list[PlannerStatus]:
+        """The croa_planner's status per cycle."""
+        return self._decoded(topics.CROA_PLANNER_STATUS, PlannerStatus)
+
     def static_transform(self, parent: str, child: str) -> np.ndarray | None:
         """The 4x4 pose of `child` in `parent` from the replayed /tf_static, or None."""
         for message in self._decoded(topics.TF_STATIC, TFMessage):
@@ -142,21 +188,24 @@ class ReplayMonitor(Node):
 
 def simulate_and_record(bag: Path, duration: float, scenario: str | None, seed: int | None,
                         real_time_factor: float, detector: bool = True, detector_model: str | None = None,
-                        predictor: bool = True, predictor_model: str | None = None
-                        ) -> tuple[collections.Counter, float, DetectorRun | None, PredictorRun | None]:
+                        predictor: bool = True, predictor_model: str | None = None, planner: str = "lane_keeping",
+                        planning_rate: float | None = None) -> SimulationRun:
     """Run the simulation graph plus a recorder; returns the published counts (sim_world's, the
-    detector's objects and the predictor's), wall seconds and what the detector and the predictor
-    did (None without them)."""
+    detector's objects, the predictor's and the planner's), wall seconds, the robot's body and road,
+    and what the detector, the predictor and the planner did (None without them)."""
     # The world waits for the recorder's subscriptions so the bag starts with the first step.
     specs = graph.simulation_graph(scenario, seed, real_time_factor, wait_for_subscribers=10.0, detector=detector,
-                                   detector_model=detector_model, predictor=predictor, predictor_model=predictor_model)
+                                   detector_model=detector_model, predictor=predictor, predictor_model=predictor_model,
+                                   planner=planner, planning_rate=planning_rate)
     running = {spec.name for spec in specs}
     predictor = "trajectory_predictor" in running
+    croa = "croa_planner" in running
     recorded = topics.SIMULATED_SENSOR_TOPICS + ([topics.DETECTED_OBJECTS] if detector else []) + (
-        [topics.TRACKED_OBJECTS, topics.PREDICTED_OBJECTS] if predictor else [])
+        [topics.TRACKED_OBJECTS, topics.PREDICTED_OBJECTS] if predictor else []) + (
+        [topics.PLANNED_PATH, topics.CROA_PLANNER_STATUS] if croa else [])
     specs.append(graph.bag_recorder(str(bag), recorded, use_sim_time=True))
     bringup = Bringup(specs)
-    detector_run, predictor_run, node, predictor_node = None, None, None, None
+    node, predictor_node, planner_node = None, None, None
     started = time.perf_counter()
     with tqdm(total=duration, desc="simulating + recording", unit="sim s", bar_format="{l_bar}{bar}| {n:.1f}/{total:.0f} sim s") as bar:
         def done() -> bool:
@@ -164,20 +213,28 @@ def simulate_and_record(bag: Path, duration: float, scenario: str | None, seed: 
             return bringup.sim_time > duration  # past it, so the last step has published everything
         try:
             bringup.spin_until(done)
+            world = bringup.node("sim_world").world
             published = collections.Counter(bringup.node("sim_world").published)
             node = bringup.node("lidar_detector") if detector else None
             predictor_node = bringup.node("trajectory_predictor") if predictor else None
+            planner_node = bringup.node("croa_planner") if croa else None
         finally:
             bringup.shutdown()  # lets a detection in progress finish (and publish: counted, not recorded)
+    run = SimulationRun(published, time.perf_counter() - started, world.scenario.ego, world.road)
     if node is not None:
         published[topics.DETECTED_OBJECTS] = node.counters.processed
-        detector_run = DetectorRun(tuple(node.point_range), dataclasses.asdict(node.counters),
+        run.detector = DetectorRun(tuple(node.point_range), dataclasses.asdict(node.counters),
                                    list(node.processing_times_ms))
     if predictor_node is not None:
         published[topics.TRACKED_OBJECTS] = published[topics.PREDICTED_OBJECTS] = predictor_node.counters.processed
-        predictor_run = PredictorRun(dataclasses.asdict(predictor_node.counters),
+        run.predictor = PredictorRun(dataclasses.asdict(predictor_node.counters),
                                      list(predictor_node.processing_times_ms))
-    return published, time.perf_counter() - started, detector_run, predictor_run
+    if planner_node is not None:
+        published[topics.PLANNED_PATH] = planner_node.counters.planned
+        published[topics.CROA_PLANNER_STATUS] = planner_node.counters.cycles
+        run.planner = PlannerRun(dataclasses.asdict(planner_node.counters), list(planner_node.planning_times_ms),
+                                 planner_node.warm_up_s, planner_node.config.planning_rate)
+    return run
 
 
 def replay(bag: Path, rate: float) -> tuple[ReplayTally, float]:
@@ -276,12 +333,111 @@ def prediction_markdown(tally: ReplayTally, run: PredictorRun) -> list[str]:
     return lines
 
 
+def _gaps(ego: np.ndarray, others: np.ndarray) -> np.ndarray:
+    """Distance between the ego's rectangle (4, 2) and each other rectangle (K, 4, 2), 0 where they
+    overlap: the least corner-to-edge distance either way (exact for disjoint convex polygons)."""
+    def corner_edge(corners: np.ndarray, polygons: np.ndarray) -> np.ndarray:
+        starts, ends = polygons, np.roll(polygons, -1, axis=-2)  # (K, 4, 2) edges
+        edge = ends - starts
+        offsets = corners[:, None, None, :] - starts[None]  # (C, K, 4, 2)
+        along = np.clip(np.einsum("ckei,kei->cke", offsets, edge) / np.maximum(np.einsum("kei,kei->ke", edge, edge),
+                                                                             1e-12), 0.0, 1.0)
+        return np.linalg.norm(offsets - along[..., None] * edge[None], axis=-1).min(axis=(0, 2))
+
+    if not len(others):
+        return np.zeros(0)
+    overlapping = rectangles_overlap(ego[None], others)
+    gaps = np.minimum(corner_edge(ego, others),
+                      np.array([corner_edge(other, ego[None])[0] for other in others]))
+    return np.where(overlapping, 0.0, gaps)
+
+
+def driving_markdown(tally: ReplayTally, ego: EgoConfig, road: RoadGeometry) -> list[str]:
+    """Whether the robot hit a road user or left the road, from the replayed odometry and ground truth
+    (the simulated map = odom; buildings, walls and poles are not in the ground truth)."""
+    poses = tally.stamped_poses()
+    truth = tally.stamped_ground_truth()
+    lines = ["", "## Driving", ""]
+    if not poses or not truth:
+        return lines + ["- not checked: no odometry or ground truth in the bag"]
+    forward = ego.length / 2.0 - ego.rear_overhang
+    hits: set[int] = set()
+    collision_frames = off_road_frames = checked = 0
+    closest = (math.inf, None)
+    for stamp, objects in truth:
+        pose = pose_at(poses, stamp)
+        if pose is None:
+            continue
+        checked += 1
+        x, y, yaw = pose
+        body = corners_bev(np.array([[x + forward * math.cos(yaw), y + forward * math.sin(yaw), 0.0, ego.length,
+                                      ego.width, ego.height, yaw]]))[0]
+        _, lateral = road.to_frenet(body[:, 0], body[:, 1])
+        off_road_frames += bool(np.any(np.abs(lateral) > road.half_width))
+        if not objects:
+            continue
+        boxes = np.array([[*o.box.center, *o.box.size, o.box.yaw] for o in objects])
+        near = np.hypot(boxes[:, 0] - x, boxes[:, 1] - y) < 40.0
+        if not near.any():
+            continue
+        gaps = _gaps(body, corners_bev(boxes[near]))
+        ids = [o.object_id for o, close in zip(objects, near) if close]
+        collision_frames += bool(np.any(gaps <= 0.0))
+        hits.update(object_id for object_id, gap in zip(ids, gaps) if gap <= 0.0)
+        nearest = int(np.argmin(gaps))
+        if gaps[nearest] < closest[0]:
+            closest = (float(gaps[nearest]), ids[nearest])
+    lines.append(f"- collisions with road users: {len(hits)} object(s) hit, in {collision_frames} of {checked} "
+                 f"ground-truth frames" + (f" (ids {sorted(hits)})" if hits else ""))
+    lines.append(f"- frames with the body beyond the kerbs: {off_road_frames}")
+    if closest[1] is not None:
+        lines.append(f"- closest approach to a road user: {closest[0]:.2f} m (object {closest[1]})")
+    return lines
+
+
+def planning_markdown(tally: ReplayTally, run: PlannerRun) -> list[str]:
+    """The planner's cycle counts, fallbacks and their reasons, run time and targets (summary lines)."""
+    counts = run.counters
+    lines = ["", "## CROA planning", "",
+             f"- {counts['cycles']} cycles at {run.planning_rate:g} Hz of simulated time: {counts['planned']} planned "
+             f"({counts['fallbacks']} fallbacks), {counts['waited_for_predictions']} braking for want of current "
+             f"predictions, {counts['stopped_without_odometry']} stopped without odometry; {counts['resets']} resets",
+             f"- built and warmed up in {run.warm_up_s:.1f} s"]
+    times = np.array(run.planning_times_ms)
+    if len(times):
+        lines.append(f"- time per planning cycle (scene, plan, messages): median {np.median(times):.0f} ms, "
+                     f"90th percentile {np.percentile(times, 90):.0f} ms, max {times.max():.0f} ms "
+                     f"(the period is {1e3 / run.planning_rate:.0f} ms)")
+    statuses = tally.planner_statuses()
+    if statuses:
+        reasons = collections.Counter(status.reason for status in statuses if status.fallback)
+        if reasons:
+            lines.append("- fallback reasons (recorded cycles): " + "; ".join(
+                f"{reason} ×{count}" for reason, count in reasons.most_common()))
+    solved = [status for status in statuses if not status.fallback]
+    if solved:
+        lines.append(f"- optimised cycles: median {np.median([s.iterations for s in solved]):.0f} convex-concave "
+                     f"iterations, solve time median {1e3 * np.median([s.solve_time for s in solved]):.0f} ms, "
+                     f"{np.mean([s.obstacle_count for s in solved]):.1f} obstacles in the scene "
+                     f"({np.mean([s.constrained_obstacle_count for s in solved]):.1f} constrained)")
+        with_target = [status for status in solved if status.target_id >= 0]
+        if with_target:
+            lines.append(f"- a target in {len(with_target)} of {len(solved)} optimised cycles "
+                         f"({len({s.target_id for s in with_target})} distinct): hidden "
+                         f"{np.mean([s.occlusion_ratio_now for s in with_target]):.0%} on average from the pose now, "
+                         f"{np.mean([s.occlusion_ratio for s in with_target]):.0%} from the planned last pose")
+    return lines
+
+
 def summary_markdown(bag: Path, duration: float, record_wall: float, replay_wall: float,
                      recorded: collections.Counter, recorded_digests: dict, tally: ReplayTally,
                      published: collections.Counter, detector_run: DetectorRun | None = None,
-                     predictor_run: PredictorRun | None = None) -> str:
+                     predictor_run: PredictorRun | None = None, planner_run: PlannerRun | None = None,
+                     driver: str = "lane_keeping", ego: EgoConfig | None = None,
+                     road: RoadGeometry | None = None) -> str:
     lines = [f"# edge-demo summary ({datetime.now(timezone.utc):%Y-%m-%d %H:%M UTC})", "",
              f"- bag: `{bag}` ({sum(recorded.values())} messages, {duration:.1f} simulated s)",
+             f"- driven by: {'the CROA planner' if driver == 'croa' else 'the lane-keeping controller'}",
              f"- simulation + recording: {record_wall:.1f} wall s ({duration / record_wall:.2f}x real time)",
              f"- replay: {replay_wall:.1f} wall s ({duration / replay_wall:.2f}x real time)", "",
              "| topic | published | recorded | rate (Hz) | replayed | bytes identical |",
@@ -308,6 +464,10 @@ def summary_markdown(bag: Path, duration: float, record_wall: float, replay_wall
         lines += detection_markdown(tally, detector_run, recorded[topics.DETECTED_OBJECTS])
     if predictor_run is not None:
         lines += prediction_markdown(tally, predictor_run)
+    if planner_run is not None:
+        lines += planning_markdown(tally, planner_run)
+    if ego is not None and road is not None:
+        lines += driving_markdown(tally, ego, road)
     return "\n".join(lines) + "\n"
 
 
@@ -328,27 +488,37 @@ def main(argv: list[str] | None = None) -> int:
                         help="prediction model (default: config/trajectory_predictor.param.yaml's model_path, "
                              "models/trajectory_predictor_apolloscape.onnx)")
     parser.add_argument("--no-predictor", action="store_true", help="run without the tracker and predictor")
+    parser.add_argument("--planner", choices=graph.PLANNERS, default=DEFAULT_PLANNER,
+                        help=f"what drives the robot (default {DEFAULT_PLANNER}; croa needs the detector and predictor)")
+    parser.add_argument("--planning-rate", type=float, default=DEFAULT_PLANNING_RATE,
+                        help=f"CROA planning cycles per simulated s (default {DEFAULT_PLANNING_RATE:g}, see "
+                             "DEFAULT_PLANNING_RATE; config/croa_planner.param.yaml has 10)")
     options = parser.parse_args(argv)
     if not (options.duration > 0 and math.isfinite(options.duration)):
         parser.error("--duration must be a positive number of seconds")
+    if options.planner == "croa" and (options.no_detector or options.no_predictor):
+        parser.error("--planner croa plans on the predictions: it needs the detector and the predictor "
+                     "(use --planner lane_keeping with --no-detector or --no-predictor)")
 
     run_dir = options.output / datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
     run_dir.mkdir(parents=True)
     bag = run_dir / "sim_bag"
     try:
-        published, record_wall, detector_run, predictor_run = simulate_and_record(
+        run = simulate_and_record(
             bag, options.duration, options.scenario, options.seed, options.real_time_factor,
             detector=not options.no_detector,
             detector_model=str(options.detector_model.resolve()) if options.detector_model else None,
             predictor=not options.no_predictor,
-            predictor_model=str(options.predictor_model.resolve()) if options.predictor_model else None)
+            predictor_model=str(options.predictor_model.resolve()) if options.predictor_model else None,
+            planner=options.planner, planning_rate=options.planning_rate if options.planner == "croa" else None)
         recorded, recorded_digests = bag_digests(bag)
         tally, replay_wall = replay(bag, options.replay_rate)
     except (ParameterError, StartupError, BagError) as error:
         print(f"edge-demo: {error}{model_hint(error)}", file=sys.stderr)
         return 2
-    summary = summary_markdown(bag, options.duration, record_wall, replay_wall, recorded, recorded_digests, tally,
-                               published, detector_run, predictor_run)
+    summary = summary_markdown(bag, options.duration, run.wall_s, replay_wall, recorded, recorded_digests, tally,
+                               run.published, run.detector, run.predictor, run.planner, options.planner, run.ego,
+                               run.road)
     (run_dir / "summary.md").write_text(summary)
     print(summary)
     print(f"summary written to {run_dir / 'summary.md'}")
