@@ -97,8 +97,10 @@ class GreedyViewpointPlanner:
         forward = vehicle.length / 2.0 - vehicle.rear_overhang
         center = position + forward * np.array([math.cos(yaw), math.sin(yaw)])
         body = rectangle_corners(center, vehicle.length, vehicle.width, yaw)
+        reach = math.hypot(vehicle.length, vehicle.width) / 2.0 + self.config.safety_distance
         return all(polygon_distance(body, rectangle_corners(o.poses[step, :2], o.length, o.width, o.poses[step, 2]))
-                   >= self.config.safety_distance for o in obstacles)
+                   >= self.config.safety_distance for o in obstacles
+                   if np.linalg.norm(o.poses[step, :2] - center) < reach + math.hypot(o.length, o.width) / 2.0)
 
 
 def make_planner(method: str, config: CroaConfig | None = None, vehicle: VehicleConfig | None = None):

@@ -58,6 +58,8 @@ class CroaConfig:
     """Planned poses (evenly spaced, ending at the last) from which the target's sight lines are scored."""
     safety_distance: float = field(default=0.6, metadata={"range": (0.0, 10.0)})
     """Smallest planned gap between the ego's body and any obstacle, metres (d_safe)."""
+    safety_slack_weight: float = field(default=1e4, metadata={"range": (0.0, 1e8)})
+    """Cost per metre of safety distance given up, per obstacle and step (only touching is forbidden outright)."""
     road_margin: float = field(default=0.3, metadata={"range": (0.0, 5.0)})
     """Gap kept between the ego's side and the drivable corridor's edges, metres."""
     reference_speed: float = field(default=7.0, metadata={"range": (0.0, 50.0)})
@@ -74,10 +76,15 @@ class CroaConfig:
     """Cost per rad^2 of steering angle, per step."""
     steering_rate_weight: float = field(default=50.0, metadata={"range": (0.0, 1e5)})
     """Cost per (rad/step)^2 of steering change, per step."""
+    corridor_weight: float = field(default=1000.0, metadata={"range": (0.0, 1e7)})
+    """Cost per metre per step of being outside the corridor (the corridor is a soft constraint)."""
     trust_weight: float = field(default=0.5, metadata={"range": (0.0, 1e4)})
     """Cost per m^2 of moving a planned position from the previous iterate (keeps the linearisation valid)."""
     occlusion_weight: float = field(default=100.0, metadata={"range": (0.0, 1e5)})
     """Cost per unit of mean occlusion probability of the target's sight lines, per scored pose."""
+    target_lateral_weight: float = field(default=1.0, metadata={"range": (0.0, 1e4)})
+    """Cost per m^2 of the sensor's offset from the target across the road, per scored pose: lidar
+    returns per m^2 fall with range, so a view that is as clear but nearer is better."""
     occlusion_length_scale: float = field(default=0.5, metadata={"range": (0.01, 10.0)})
     """Separation (m) between a sight line and an occluder over which the occlusion probability falls by 1/e."""
     goal_weight: float = field(default=10.0, metadata={"range": (0.0, 1e4)})
@@ -90,7 +97,7 @@ class CroaConfig:
     """Scale kappa of the difference-of-convex split a.p = |ka + p/k|^2/4 - |ka - p/k|^2/4 (metres per dual unit)."""
     solver: str = "CLARABEL"
     """cvxpy solver for the convex subproblems (CLARABEL or SCS; chosen by bench/bench_croa.py)."""
-    solver_tolerance: float = field(default=1e-4, metadata={"range": (1e-9, 1e-1)})
+    solver_tolerance: float = field(default=1e-3, metadata={"range": (1e-9, 1e-1)})
     """Relative and absolute duality-gap and feasibility tolerance given to the solver."""
 
     def __post_init__(self) -> None:

@@ -90,6 +90,7 @@ class CroaPlanner:
             if status not in SOLVED:
                 break
             solution = Linearisation(problem.states.value.copy(), problem.controls.value[:, 1].copy())
+            controls = problem.controls.value.copy()
             cost = float(problem.problem.value)
             point = solution
             improved = best_cost - cost
@@ -99,7 +100,7 @@ class CroaPlanner:
         if solution is None:
             plan = self._fallback(scene, origin, f"solver: {status}")
         else:
-            plan = self._plan_from(solution, problem.controls.value.copy(), origin, iterations, obstacle_ids)
+            plan = self._plan_from(solution, controls, origin, iterations, obstacle_ids)
         plan.occlusion_ratio, plan.occlusion_ratio_now, plan.sight_lines, plan.sight_blocked = self._occlusion(
             plan, scene.ego, obstacles, target)
         plan.solve_time = time.perf_counter() - started
@@ -170,6 +171,13 @@ class CroaPlanner:
         chosen = self._nearest_obstacles(obstacles, point, origin)
         problem.set_collision_pairs(*self._collision_pairs(chosen, point, origin), config.safety_distance)
         problem.set_occlusion_pairs(*self._occlusion_pairs(obstacles, target, point, origin))
+        scored = problem.occlusion_steps
+        scored_normals = problem.lane_normals.value[scored - 1]
+        mount = np.array([self.vehicle.sensor_x, self.vehicle.sensor_y])
+        sensor_offsets = np.einsum("sij,j->si", rotation(point.states[scored, 2]), mount)
+        targets = (target.poses[scored, :2] - origin) if target is not None else np.zeros((len(scored), 2))
+        weight = config.target_lateral_weight if (self.options.occlusion and target is not None) else 0.0
+        problem.set_target_gap(scored_normals, targets, sensor_offsets, weight)
         return [obstacle.object_id for obstacle in chosen]
 
     def _nearest_obstacles(self, obstacles: list[Obstacle], point: Linearisation,

@@ -106,7 +106,11 @@ class CroaProblem:
         self.previous_positions = cp.Parameter((steps, 2), name="previous_positions")
         positions = self.states[1:, :2]
         lateral = cp.sum(cp.multiply(self.lane_normals, positions), axis=1) - self.lane_offsets
-        constraints += [lateral >= self.lateral_low, lateral <= self.lateral_high]
+        # Soft corridor: an ego already outside it (after a lane change moved the reference lane, or
+        # a disturbance) gets back in at a high price instead of making the problem infeasible.
+        self.corridor_slack = cp.Variable(steps, nonneg=True, name="corridor_slack")
+        constraints += [lateral >= self.lateral_low - self.corridor_slack,
+                        lateral <= self.lateral_high + self.corridor_slack]
 
         # DPP allows no product of Parameters: a weighted goal enters as sqrt(w) and sqrt(w) * goal.
         self.goal_root_weight = cp.Parameter(nonneg=True, name="goal_root_weight")
@@ -119,6 +123,7 @@ class CroaProblem:
                 + config.steering_weight * cp.sum_squares(steering)
                 + config.steering_rate_weight * cp.sum_squares(steering_changes)
                 + config.trust_weight * cp.sum_squares(positions - self.previous_positions)
+                + config.corridor_weight * cp.sum(self.corridor_slack)
                 + cp.sum_squares(self.goal_root_weight * self.states[steps, :2] - self.weighted_goal))
 
         # Collision avoidance (dual form) for every horizon step and obstacle slot.
@@ -133,10 +138,16 @@ class CroaProblem:
                            for face in range(FACES))
         self.safety_distance = cp.Parameter(self.collision_pairs, name="safety_distance")
         constraints += self.collision.constraints()
+        # The safety distance is soft down to touching (0 m), which stays hard: an obstacle that
+        # perception suddenly reports closer than d_safe is driven away from, not a failed solve.
+        self.safety_slack = cp.Variable(self.collision_pairs, nonneg=True, name="safety_slack")
         constraints += [
             rotated_dual + self.body_dual @ body_normals == 0,
-            self.collision.separation_lower_bound() - self.body_dual @ body_offsets >= self.safety_distance,
+            self.collision.separation_lower_bound() - self.body_dual @ body_offsets
+            >= self.safety_distance - self.safety_slack,
+            self.safety_slack <= config.safety_distance,
         ]
+        cost += config.safety_slack_weight * cp.sum(self.safety_slack)
 
         # Occlusion: separation of each scored sight segment from each occluder, by its dual.
         pair_steps = np.repeat(self.occlusion_steps, config.target_samples * config.max_occluders)
@@ -157,6 +168,15 @@ class CroaProblem:
         ]
         occlusion_probabilities = cp.square(cp.pos(1.0 - self.separations / config.occlusion_length_scale))
         cost += self.pair_weights @ occlusion_probabilities
+        # Lateral gap between each scored sensor position and the target, across the road.
+        scored = len(self.occlusion_steps)
+        self.target_normals = cp.Parameter((scored, 2), name="target_normals")
+        """Lane normal at each scored pose times sqrt(weight) (zero without a target)."""
+        self.target_offsets = cp.Parameter(scored, name="target_offsets")
+        """The same normals times (target centre - sensor mount offset)."""
+        scored_positions = self._rows(self.occlusion_steps)
+        cost += cp.sum_squares(cp.sum(cp.multiply(self.target_normals, scored_positions), axis=1)
+                               - self.target_offsets)
 
         self.problem = cp.Problem(cp.Minimize(cost), constraints)
         if not self.problem.is_dcp(dpp=True):  # a programming error, caught by the tests
@@ -213,6 +233,14 @@ class CroaProblem:
         self.sample_margins.value = np.einsum("pfi,pi->pf", pairs.normals, samples) - pairs.offsets
         self.occlusion.set_position_offsets(sensor_offsets)
         self.pair_weights.value = np.where(pairs.active, weights, 0.0)
+
+    def set_target_gap(self, normals: np.ndarray, targets: np.ndarray, sensor_offsets: np.ndarray,
+                       weight: float) -> None:
+        """Lane normals (S, 2) at the scored poses, the target centre (S, 2) and the sensor mount's
+        offset (S, 2) there, all relative to the origin; weight 0 switches the term off."""
+        root = float(np.sqrt(weight))
+        self.target_normals.value = root * normals
+        self.target_offsets.value = root * np.einsum("si,si->s", normals, targets - sensor_offsets)
 
     def solve(self, warm_start: bool = True) -> str:
         """Solve with the configured solver; returns cvxpy's status."""
