@@ -23,6 +23,7 @@ COMMANDS = {
     "train-predictor": "training.train_predictor:main",
     "evaluate-predictor": "evaluation.prediction_report:main",
     "evaluate-tracker": "evaluation.tracking_report:main",
+    "evaluate-croa": "evaluation.croa_report:main",
 }
 
 setup(
