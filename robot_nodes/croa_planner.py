@@ -2,21 +2,30 @@
 
 ~/input/predicted_objects (PredictedObjects, in the planning frame), ~/input/odometry (Odometry, in
 the planning frame) and ~/input/target_id (std_msgs/Int64: a track id to see better; negative, or
-nothing received: automatic choice, planners.croa.targets.select_target) → on a timer at
-planning_rate (ROS time) one planning cycle (planners.croa.planner.CroaPlanner) in the corridor of
-every lane of the ego's driving direction (from the scenario's road) → ~/output/path (nav_msgs/Path),
-~/output/cmd_vel (Twist), ~/output/markers and ~/output/status (edge_robot_msgs/PlannerStatus).
+nothing received: automatic choice, planners.croa.targets.select_target) → at planning_rate (ROS
+time) one planning cycle (planners.croa.planner.CroaPlanner) in the corridor of every lane of the
+ego's driving direction (from the scenario's road) → ~/output/path (nav_msgs/Path),
+~/output/markers and ~/output/status (edge_robot_msgs/PlannerStatus); at command_rate
+~/output/cmd_vel (Twist) following the newest plan.
+
+Planning runs in a worker thread fed by a one-slot mailbox (a cycle that finds the previous one
+still waiting replaces it, counted); the worker takes the newest odometry and predictions when it
+starts a cycle, and the executor keeps taking messages and commanding while the optimisation runs. The command follows the newest plan along its time axis (speed and steering at
+the time since the plan's start), not only its first step: a plan that took a few hundred
+milliseconds to make is still followed from where the robot is meant to be now.
 
 No plan is made without a current picture of the road users: until the first predictions arrive,
-and whenever the newest are older than prediction_timeout, the robot brakes at stop_deceleration
-along its lane (pure pursuit) to a standstill; the status says why (fallback, reason). Odometry
-older than odom_timeout gives a zero command. A cycle whose optimisation fails brakes along the lane
-(the planner's own fallback) and logs the reason, throttled.
+whenever the newest are older than prediction_timeout, and once the newest plan is older than its
+horizon, the robot brakes at stop_deceleration along its lane (pure pursuit) to a standstill; the
+status says why (fallback, reason). Odometry older than odom_timeout gives a zero command. A cycle
+whose optimisation fails gives the planner's own braking plan and logs the reason, throttled; so
+does a planner that raises (a bug must not take the driver down with it).
 """
 from __future__ import annotations
 
 import collections
 import math
+import threading
 import time
 from dataclasses import dataclass, field
 
@@ -24,7 +33,6 @@ import numpy as np
 from geometry_msgs.msg import Twist
 from nav_msgs.msg import Odometry, Path
 from rclpy.node import Node
-from rclpy.time import Time
 from std_msgs.msg import Header, Int64
 from visualization_msgs.msg import MarkerArray
 
@@ -71,13 +79,16 @@ class CroaPlannerNodeConfig:
     """Frame of the predictions and odometry planned on (messages in another frame are rejected);
     path and markers are published in it."""
     planning_rate: float = field(default=10.0, metadata={"range": (0.5, 100.0)})
-    """Planning cycles per second (ROS time, so simulated seconds under use_sim_time)."""
+    """Planning cycles per second (ROS time, so simulated seconds under use_sim_time); a cycle that
+    finds the previous one not yet started replaces it."""
+    command_rate: float = field(default=20.0, metadata={"range": (1.0, 200.0)})
+    """cmd_vel commands per second (ROS time), each following the newest plan at its age."""
     odom_timeout: float = field(default=0.5, metadata={"range": (0.01, 10.0)})
     """Seconds without odometry after which the planner commands a stop (zero twist)."""
     prediction_timeout: float = field(default=1.0, metadata={"range": (0.05, 30.0)})
     """Predictions older than this (s, by their stamp) are not planned on: the robot brakes along its lane."""
     stop_deceleration: float = field(default=3.0, metadata={"range": (0.1, 12.0)})
-    """Braking used while there are no current predictions, m/s^2."""
+    """Braking used while there is no current plan, m/s^2."""
     occlusion: bool = True
     """Score the target's sight lines (CROA); false: collision-avoidance MPC only."""
     predicted_motion: bool = True
@@ -97,27 +108,74 @@ class CroaPlannerNodeConfig:
 
 @dataclass
 class PlannerCounters:
-    """What the planning timer did: cycles = planned + waited + stopped."""
+    """What the node did: cycles = planned + replaced + went_stale + waited_for_predictions +
+    stopped_without_odometry (+ the one in progress); commands = followed + braked + stopped."""
 
     cycles: int = 0
-    """Timer cycles."""
+    """Planning timer cycles."""
     planned: int = 0
     """Cycles that ran the planner (fallbacks included)."""
+    replaced: int = 0
+    """Cycles replaced in the mailbox by a newer one before the worker took them (planning slower than planning_rate)."""
+    went_stale: int = 0
+    """Cycles whose inputs were no longer current when the worker took them (not planned)."""
     fallbacks: int = 0
-    """Planner runs whose optimisation failed (the command brakes along the lane)."""
+    """Planner runs whose optimisation failed or that raised (their plan brakes along the lane)."""
+    planner_errors: int = 0
+    """Planner runs that raised an exception (counted as fallbacks too)."""
     waited_for_predictions: int = 0
-    """Cycles without current predictions (braking along the lane)."""
+    """Cycles without current predictions (no plan; the command brakes along the lane)."""
     stopped_without_odometry: int = 0
-    """Cycles without current odometry (zero command)."""
+    """Cycles without current odometry (no plan; zero command)."""
     with_target: int = 0
     """Planner runs that had a target."""
     resets: int = 0
     """Resets because ROS time went backwards."""
+    commands: int = 0
+    """cmd_vel messages published."""
+    followed: int = 0
+    """Commands that followed a current plan."""
+    braked: int = 0
+    """Commands braking along the lane for want of a current plan or predictions."""
+    stopped: int = 0
+    """Zero commands for want of odometry."""
+
+
+@dataclass
+class _Cycle:
+    """What one planning cycle plans on, taken when the worker starts it."""
+
+    header: Header
+    """The cycle's stamp (ROS time when it started) and the planning frame."""
+    start_ns: int
+    """The cycle's ROS time, nanoseconds: the commands follow its plan from here."""
+    odometry: tuple[float, float, float, float, float]
+    """(x, y, yaw, speed, yaw rate) of the newest odometry."""
+    predictions: list[PredictedObject]
+    """The newest predictions."""
+    age: float
+    """Seconds from the predictions' stamp to the cycle."""
+    requested_target: int
+    """The id named on ~/input/target_id (negative: automatic)."""
+
+
+def command_at(plan: Plan, elapsed: float, time_step: float, wheelbase: float) -> tuple[float, float]:
+    """(linear m/s, angular rad/s) that follow `plan` `elapsed` seconds after its start: the speed
+    planned for the end of the current step and the step's steering as a yaw rate at that speed
+    (at elapsed = 0 exactly the plan's own linear_velocity and angular_velocity)."""
+    steps = len(plan.controls)
+    index = int(np.clip(math.floor(elapsed / time_step + 1e-9), 0, steps - 1))
+    times = np.arange(steps + 1) * time_step
+    speed = float(max(np.interp(min(elapsed, steps * time_step) + time_step, times, plan.states[:, 3]), 0.0))
+    return speed, speed * math.tan(float(plan.controls[index, 1])) / wheelbase
 
 
 class CroaPlannerNode(Node):
     def __init__(self, **node_options) -> None:
         super().__init__("croa_planner", **node_options)
+        self._lock = threading.Condition()
+        self._stop = False
+        self._worker: threading.Thread | None = None
         self.config = declare_config(self, CroaPlannerNodeConfig)
         path = resolve(self.config.scenario)
         try:
@@ -138,17 +196,22 @@ class CroaPlannerNode(Node):
         self.warm_up_s = time.perf_counter() - started
         self.counters = PlannerCounters()
         self.planning_times_ms: collections.deque[float] = collections.deque(maxlen=PLANNING_TIMES_KEPT)
-        """Milliseconds per planning cycle that ran the planner (scene, plan, messages out)."""
+        """Milliseconds per planner run, from the cycle's hand-over to its messages going out."""
         self.inputs = InputGuard(self)
         self._odometry: tuple[float, float, float, float, float] | None = None
-        self._odometry_time: Time | None = None
+        self._odometry_ns = 0
         self._predictions: list[PredictedObject] | None = None
         self._prediction_stamp = 0.0
         self._requested_target = -1
-        self._automatic_target: int | None = None
-        self._last_cycle: Time | None = None
+        self._automatic_target: int | None = None  # the worker's
+        self._last_cycle_ns: int | None = None
+        self._plan: tuple[Plan, int] | None = None
+        """The newest plan and its start (ROS time, ns), which the commands follow."""
         self.last_plan: Plan | None = None
         """The newest plan (None before the first planner run)."""
+        self._mailbox = False
+        """A cycle is waiting for the worker (which takes the newest inputs when it starts it)."""
+        self._reset_requested = False
 
         self.pub_path = self.create_publisher(Path, "~/output/path", 10)
         self.pub_cmd = self.create_publisher(Twist, "~/output/cmd_vel", 10)
@@ -159,12 +222,15 @@ class CroaPlannerNode(Node):
         self.create_subscription(Odometry, "~/input/odometry", self.inputs.wrap("~/input/odometry", self.on_odometry),
                                  10)
         self.create_subscription(Int64, "~/input/target_id", self.inputs.wrap("~/input/target_id", self.on_target), 10)
+        self._worker = threading.Thread(target=self._run, name="croa_planner_worker", daemon=True)
+        self._worker.start()
         self.create_timer(1.0 / self.config.planning_rate, self.cycle)
+        self.create_timer(1.0 / self.config.command_rate, self.command)
         self.get_logger().info(
             f"CROA planner ({'occlusion-aware' if options.occlusion else 'collision avoidance only'}), "
-            f"{self.config.croa.horizon} steps of {self.config.croa.time_step:g} s at {self.config.planning_rate:g} Hz "
-            f"in {self.config.planning_frame}, {len(self.lanes)} lanes from {path.name}; "
-            f"built and warmed up in {self.warm_up_s:.1f} s")
+            f"{self.config.croa.horizon} steps of {self.config.croa.time_step:g} s at {self.config.planning_rate:g} Hz, "
+            f"commands at {self.config.command_rate:g} Hz, in {self.config.planning_frame}, {len(self.lanes)} lanes "
+            f"from {path.name}; built and warmed up in {self.warm_up_s:.1f} s")
 
     def _warm_up(self) -> None:
         """One plan on a made-up scene (a truck hiding a car), so the first real cycle does not pay
@@ -177,7 +243,7 @@ class CroaPlannerNode(Node):
                                         Corridor(centerline, -1.75, 5.25), [truck, car], car))
         self.planner.reset()
 
-    # --- inputs ---------------------------------------------------------------------------------
+    # --- executor thread: inputs ----------------------------------------------------------------
 
     def _check_frame(self, what: str, frame_id: str) -> None:
         if frame_id != self.config.planning_frame:
@@ -187,64 +253,144 @@ class CroaPlannerNode(Node):
     def on_predictions(self, message: PredictedObjects) -> None:
         self._check_frame("predictions", message.header.frame_id)
         predictions = msg_to_predicted_objects(message)
-        self._predictions = predictions
-        self._prediction_stamp = stamp_to_seconds(message.header.stamp)
+        self._predictions, self._prediction_stamp = predictions, stamp_to_seconds(message.header.stamp)
 
     def on_odometry(self, message: Odometry) -> None:
         self._check_frame("odometry poses", message.header.frame_id)
         self._odometry = odometry_to_se2(message)
-        self._odometry_time = self.get_clock().now()
+        self._odometry_ns = self.get_clock().now().nanoseconds
 
     def on_target(self, message: Int64) -> None:
         self._requested_target = int(message.data)
         self.get_logger().info(f"target: #{message.data}" if message.data >= 0 else "target: automatic choice")
 
-    # --- one cycle ------------------------------------------------------------------------------
+    # --- executor thread: cycles and commands ---------------------------------------------------
+
+    def _why_not(self, now_ns: int) -> tuple[str, float]:
+        """('' or why no plan can be made or followed now, the predictions' age in s or -1 before any)."""
+        if self._odometry is None:
+            return "no odometry", -1.0
+        if (now_ns - self._odometry_ns) * 1e-9 > self.config.odom_timeout:
+            return f"odometry older than {self.config.odom_timeout:g} s", -1.0
+        if self._predictions is None:
+            return "waiting for the first predictions", -1.0
+        age = now_ns * 1e-9 - self._prediction_stamp
+        if age > self.config.prediction_timeout:
+            return f"predictions {age:.2f} s old (prediction_timeout {self.config.prediction_timeout:g} s)", age
+        return "", age
+
+    def _time_went_backwards(self, now_ns: int) -> bool:
+        if self._last_cycle_ns is None or now_ns >= self._last_cycle_ns:
+            return False
+        self.counters.resets += 1
+        self.get_logger().warning(f"time went backwards (bag loop or simulator reset): planner reset "
+                                  f"({self.counters.resets} so far)")
+        self._odometry = self._predictions = None
+        with self._lock:
+            self._mailbox, self._plan, self._reset_requested = False, None, True
+        return True
 
     def cycle(self) -> None:
-        started = time.perf_counter()
         now = self.get_clock().now()
-        if self._last_cycle is not None and now < self._last_cycle:
-            self.counters.resets += 1
-            self.get_logger().warning(f"time went backwards (bag loop or simulator reset): planner reset "
-                                      f"({self.counters.resets} so far)")
-            self.planner.reset()
-            self._odometry = self._odometry_time = self._predictions = None
-            self._automatic_target = None
-        self._last_cycle = now
+        self._time_went_backwards(now.nanoseconds)
+        self._last_cycle_ns = now.nanoseconds
         self.counters.cycles += 1
         header = Header(stamp=now.to_msg(), frame_id=self.config.planning_frame)
-        now_s = now.nanoseconds * 1e-9
-        fresh_odometry = (self._odometry is not None
-                          and (now - self._odometry_time).nanoseconds * 1e-9 <= self.config.odom_timeout)
-        if not fresh_odometry:
-            self.counters.stopped_without_odometry += 1
-            self._publish_stop(header, Twist(), "no odometry" if self._odometry is None else
-                               f"odometry older than {self.config.odom_timeout:g} s", -1.0)
+        why, age = self._why_not(now.nanoseconds)
+        if why:
+            if self._odometry is None or why.startswith("odometry"):
+                self.counters.stopped_without_odometry += 1
+            else:
+                self.counters.waited_for_predictions += 1
+            self.get_logger().warning(f"not planning: {why}", throttle_duration_sec=LOG_PERIOD_S)
+            self.pub_status.publish(PlannerStatus(header=header, target_id=-1, fallback=True, reason=why,
+                                                  target_automatic=self._requested_target < 0, prediction_age=age))
             return
-        age = now_s - self._prediction_stamp if self._predictions is not None else -1.0
-        if self._predictions is None or age > self.config.prediction_timeout:
-            self.counters.waited_for_predictions += 1
-            reason = ("waiting for the first predictions" if self._predictions is None else
-                      f"predictions {age:.2f} s old (prediction_timeout {self.config.prediction_timeout:g} s)")
-            self._publish_stop(header, self._brake_along_lane(), reason, age)
-            return
-        self._plan(header, max(age, 0.0))
-        self.planning_times_ms.append(1e3 * (time.perf_counter() - started))
+        with self._lock:
+            if self._mailbox:
+                self.counters.replaced += 1
+                self.get_logger().warning(f"planning is slower than planning_rate: a cycle was replaced by a newer "
+                                          f"one ({self.counters.replaced} of {self.counters.cycles} so far)",
+                                          throttle_duration_sec=LOG_PERIOD_S)
+            self._mailbox = True
+            self._lock.notify()
 
-    def _ego(self) -> EgoState:
-        x, y, yaw, speed, yaw_rate = self._odometry
+    def _snapshot(self) -> _Cycle | None:
+        """The newest inputs for the worker, taken when it starts a cycle (the freshest state to plan
+        from); None when they stopped being usable since the cycle was posted."""
+        now = self.get_clock().now()
+        why, age = self._why_not(now.nanoseconds)
+        if why:
+            return None
+        return _Cycle(Header(stamp=now.to_msg(), frame_id=self.config.planning_frame), now.nanoseconds,
+                      self._odometry, self._predictions, max(age, 0.0), self._requested_target)
+
+    def command(self) -> None:
+        now_ns = self.get_clock().now().nanoseconds
+        command = Twist()
+        why, _ = self._why_not(now_ns)
+        with self._lock:
+            newest = self._plan
+        elapsed = (now_ns - newest[1]) * 1e-9 if newest is not None else math.inf
+        horizon_s = self.config.croa.horizon * self.config.croa.time_step
+        if self._odometry is None or why.startswith("odometry"):
+            self.counters.stopped += 1  # zero twist: where the robot is is not known
+        elif why or not 0.0 <= elapsed <= horizon_s:
+            self.counters.braked += 1
+            command = self._brake_along_lane()
+        else:
+            self.counters.followed += 1
+            command.linear.x, command.angular.z = command_at(newest[0], elapsed, self.config.croa.time_step,
+                                                             self.config.vehicle.wheelbase)
+        self.counters.commands += 1
+        self.pub_cmd.publish(command)
+
+    def _brake_along_lane(self) -> Twist:
+        """Slowing down at stop_deceleration, steered along the nearest lane (pure pursuit)."""
+        x, y, yaw, speed, _ = self._odometry
+        slower = max(speed - self.config.stop_deceleration / self.config.command_rate, 0.0)
+        command = Twist()
+        command.linear.x, command.angular.z = self.lane_keeping.command((x, y, yaw), speed, slower)
+        return command
+
+    # --- worker thread: plan and publish --------------------------------------------------------
+
+    def _run(self) -> None:
+        while True:
+            with self._lock:
+                self._lock.wait_for(lambda: self._stop or self._mailbox)
+                if self._stop:
+                    return
+                self._mailbox = False
+                reset, self._reset_requested = self._reset_requested, False
+            if reset:
+                self.planner.reset()
+                self._automatic_target = None
+            started = time.perf_counter()
+            try:
+                job = self._snapshot()
+                if job is None:
+                    self.counters.went_stale += 1
+                    continue
+                self._plan_cycle(job)
+            except Exception as error:  # the worker must go on (the commands brake without a plan)
+                self.get_logger().error(f"planning cycle failed ({type(error).__name__}: {error})",
+                                        throttle_duration_sec=LOG_PERIOD_S)
+            self.planning_times_ms.append(1e3 * (time.perf_counter() - started))
+
+    def _ego(self, odometry: tuple[float, float, float, float, float]) -> EgoState:
+        x, y, yaw, speed, yaw_rate = odometry
         wheelbase = self.config.vehicle.wheelbase
         steering = math.atan(yaw_rate * wheelbase / speed) if speed > STEERING_MIN_SPEED else 0.0
         return EgoState(x, y, yaw, speed, steering)
 
-    def _obstacles(self, ego: EgoState, age: float) -> list[Obstacle]:
-        """The predicted objects near the ego over the horizon from now: each prediction is
-        followed from its stamp, shifted by the predictions' age (whole planner steps)."""
+    def _obstacles(self, ego: EgoState, predictions: list[PredictedObject], age: float) -> list[Obstacle]:
+        """The predicted objects near the ego over the horizon from the cycle's time: each prediction
+        is followed from its stamp, shifted by the predictions' age (whole planner steps)."""
         steps, step = self.config.croa.horizon, self.config.croa.time_step
         shift = int(round(age / step))
         obstacles = []
-        for predicted in self._predictions:
+        for predicted in predictions:
             if np.hypot(*(predicted.track.box.center[:2] - (ego.x, ego.y))) > SCENE_RADIUS:
                 continue
             obstacle = Obstacle.from_prediction(predicted, steps + shift, step)
@@ -252,67 +398,72 @@ class CroaPlannerNode(Node):
             obstacles.append(obstacle)
         return obstacles
 
-    def _target(self, ego: EgoState, obstacles: list[Obstacle], corridor: Corridor) -> tuple[Obstacle | None, bool]:
+    def _target(self, job: _Cycle, ego: EgoState, obstacles: list[Obstacle],
+                corridor: Corridor) -> tuple[Obstacle | None, bool]:
         """(the target obstacle or None, whether it was chosen automatically)."""
         by_id = {obstacle.object_id: obstacle for obstacle in obstacles}
-        if self._requested_target >= 0:
-            target = by_id.get(self._requested_target)
+        if job.requested_target >= 0:
+            target = by_id.get(job.requested_target)
             if target is None:
-                self.get_logger().warning(f"target #{self._requested_target} is not among the predicted objects "
+                self.get_logger().warning(f"target #{job.requested_target} is not among the predicted objects "
                                           "near the robot: planning without a target",
                                           throttle_duration_sec=LOG_PERIOD_S)
             return target, False
-        labels: dict[int, ObjectClass] = {p.track.object_id: p.track.label for p in self._predictions}
+        labels: dict[int, ObjectClass] = {p.track.object_id: p.track.label for p in job.predictions}
         self._automatic_target = select_target(
             ego, obstacles, corridor, labels, self.config.target,
             mount=(self.config.vehicle.sensor_x, self.config.vehicle.sensor_y), current=self._automatic_target)
         return by_id.get(self._automatic_target), True
 
-    def _plan(self, header: Header, age: float) -> None:
-        ego = self._ego()
+    def _plan_cycle(self, job: _Cycle) -> None:
+        ego = self._ego(job.odometry)
         corridor = corridor_for_lane(self.lanes, self.lane_width, self.lane_directions, ego.x, ego.y, ego.yaw,
                                      CORRIDOR_BEHIND, CORRIDOR_AHEAD)
-        obstacles = self._obstacles(ego, age)
-        target, automatic = self._target(ego, obstacles, corridor)
-        plan = self.planner.plan(PlanningScene(ego, corridor, obstacles, target))
-        self.last_plan = plan
+        obstacles = self._obstacles(ego, job.predictions, job.age)
+        target, automatic = self._target(job, ego, obstacles, corridor)
         self.counters.planned += 1
+        try:
+            plan = self.planner.plan(PlanningScene(ego, corridor, obstacles, target))
+        except Exception as error:  # a bug or a solver crash: the commands brake along the lane
+            self.planner.reset()
+            self.counters.fallbacks += 1
+            self.counters.planner_errors += 1
+            reason = f"planner error: {type(error).__name__}: {error}"
+            self.get_logger().error(f"{reason}; braking along the lane ({self.counters.planner_errors} errors so far)",
+                                    throttle_duration_sec=LOG_PERIOD_S)
+            with self._lock:
+                self._plan = None
+            self.pub_status.publish(PlannerStatus(header=job.header, target_id=-1, target_automatic=automatic,
+                                                  fallback=True, reason=reason, obstacle_count=len(obstacles),
+                                                  prediction_age=job.age))
+            return
+        with self._lock:
+            if not self._reset_requested:  # a reset while planning: this plan belongs to the old time line
+                self._plan = (plan, job.start_ns)
+        self.last_plan = plan
         self.counters.with_target += target is not None
         if plan.fallback:
             self.counters.fallbacks += 1
             self.get_logger().warning(f"planning failed, braking along the lane: {plan.reason} "
                                       f"({self.counters.fallbacks} of {self.counters.planned} cycles so far)",
                                       throttle_duration_sec=LOG_PERIOD_S)
-        command = Twist()
-        command.linear.x, command.angular.z = float(plan.linear_velocity), float(plan.angular_velocity)
-        self.pub_cmd.publish(command)
-        self.pub_path.publish(plan_to_path(plan, header, self.config.croa.time_step))
-        self.pub_markers.publish(plan_to_markers(plan, header, self.get_name(), obstacles, target, corridor))
+        self.pub_path.publish(plan_to_path(plan, job.header, self.config.croa.time_step))
+        self.pub_markers.publish(plan_to_markers(plan, job.header, self.get_name(), obstacles, target, corridor))
         self.pub_status.publish(PlannerStatus(
-            header=header, target_id=-1 if target is None else int(target.object_id), target_automatic=automatic,
+            header=job.header, target_id=-1 if target is None else int(target.object_id), target_automatic=automatic,
             occlusion_ratio=float(plan.occlusion_ratio), occlusion_ratio_now=float(plan.occlusion_ratio_now),
             solve_time=float(plan.solve_time), iterations=int(plan.iterations), fallback=bool(plan.fallback),
             reason=plan.reason, obstacle_count=len(obstacles), constrained_obstacle_count=len(plan.obstacle_ids),
-            linear_velocity=command.linear.x, angular_velocity=command.angular.z, prediction_age=float(age)))
+            linear_velocity=float(plan.linear_velocity), angular_velocity=float(plan.angular_velocity),
+            prediction_age=float(job.age)))
 
-    # --- no plan --------------------------------------------------------------------------------
-
-    def _brake_along_lane(self) -> Twist:
-        """Slowing down at stop_deceleration, steered along the nearest lane (pure pursuit)."""
-        x, y, yaw, speed, _ = self._odometry
-        slower = max(speed - self.config.stop_deceleration / self.config.planning_rate, 0.0)
-        command = Twist()
-        command.linear.x, command.angular.z = self.lane_keeping.command((x, y, yaw), speed, slower)
-        return command
-
-    def _publish_stop(self, header: Header, command: Twist, reason: str, age: float) -> None:
-        self.get_logger().warning(f"not planning: {reason}; {'braking' if command.linear.x else 'stop'}",
-                                  throttle_duration_sec=LOG_PERIOD_S)
-        self.pub_cmd.publish(command)
-        self.pub_status.publish(PlannerStatus(
-            header=header, target_id=-1, target_automatic=self._requested_target < 0, fallback=True, reason=reason,
-            linear_velocity=float(command.linear.x), angular_velocity=float(command.angular.z),
-            prediction_age=float(age)))
+    def destroy_node(self) -> None:
+        with self._lock:
+            self._stop = True
+            self._lock.notify()
+        if self._worker is not None and self._worker.is_alive() and threading.current_thread() is not self._worker:
+            self._worker.join()  # lets a cycle in progress finish and publish first
+        super().destroy_node()
 
 
 def main(args: list[str] | None = None) -> int:
