@@ -163,6 +163,21 @@ def test_main_job_records_replays_and_loses_nothing(tmp_path, capsys):
     assert "| class | GT | detections | AP BEV | AP 3D |" in summary and "| truck_bus |" in summary, summary
 
 
+@pytest.mark.slow
+def test_main_job_driven_by_the_croa_planner_reports_its_cycles_and_the_driving(tmp_path):
+    torch.manual_seed(0)
+    model = tmp_path / "untrained.pt"
+    save_checkpoint(model, CenterPointNet(DetectorConfig()))
+    exit_code = main_job.main(["--duration", "2.0", "--real-time-factor", "0", "--replay-rate", "2",
+                               "--output", str(tmp_path / "runs"), "--detector-model", str(model),
+                               "--planner", "croa"])
+    summary = next(tmp_path.glob("runs/*/summary.md")).read_text()
+    assert exit_code == 0, summary
+    assert "driven by: the CROA planner" in summary and "## CROA planning" in summary, summary
+    assert re.search(r"\| `/planning/croa_planner/status` \| \d+ \| [1-9]\d* \|", summary), summary
+    assert "cmd_vel commands" in summary and "## Driving" in summary and "collisions with road users" in summary
+
+
 def test_main_job_without_a_model_says_which_file_and_what_to_do(tmp_path, capsys):
     missing = tmp_path / "missing.pt"
     assert main_job.main(["--duration", "1.0", "--output", str(tmp_path), "--detector-model", str(missing)]) == 2
