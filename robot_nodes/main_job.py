@@ -49,11 +49,12 @@ SUMMARY_TOPICS = (topics.ODOMETRY, topics.GROUND_TRUTH_OBJECTS, topics.DETECTED_
 DEFAULT_PLANNER = "lane_keeping"
 """What drives the robot unless --planner says otherwise. Measured on urban_default (seed 0, 20 s,
 everything in this one process on 2 shared CPU cores, December 2026): the lane-keeping controller
-drives at 8 m/s in its lane without touching anything; the CROA planner (10 Hz, its plans taking
-0.45-0.65 s of wall time each, the world slowed to 0.31-0.34x real time against 0.40x) swung up to
-44-61 degrees off the road's direction at 3.8-4.5 m/s mean speed and touched a road user in 4 of
-6 runs (rear-ending a car that braked against its prediction, or parked cars while turning to see a
-hidden one). So the CROA planner is chosen with --planner croa."""
+drives at 8 m/s in its lane without touching anything; in 5 runs driven by the CROA planner (5 and
+10 Hz; node and planner were changing between them) each plan took 0.4-0.65 s of wall time, the
+world slowed to 0.29-0.34x real time (0.40x under lane keeping), the robot averaged 3.4-4.5 m/s,
+turned up to 20-56 degrees off the road's direction and touched a road user in 4 of them
+(rear-ending a car that braked against its prediction, or parked cars while turning to see a hidden
+one). So the CROA planner is chosen with --planner croa."""
 
 
 def stamp_ns(stamp) -> int:
