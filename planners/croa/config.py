@@ -28,7 +28,7 @@ class VehicleConfig:
     """Largest planned speed increase, m/s^2."""
     max_deceleration: float = field(default=5.0, metadata={"range": (0.1, 12.0)})
     """Largest planned speed decrease (also the fallback's braking), m/s^2."""
-    sensor_x: float = field(default=1.2, metadata={"range": (-5.0, 10.0)})
+    sensor_x: float = field(default=0.0, metadata={"range": (-5.0, 10.0)})
     """Lidar position ahead of base_link, metres (its line-of-sight origin)."""
     sensor_y: float = field(default=0.0, metadata={"range": (-3.0, 3.0)})
     """Lidar position left of base_link, metres."""
@@ -50,16 +50,22 @@ class CroaConfig:
     """Seconds between planned states."""
     max_obstacles: int = field(default=10, metadata={"range": (0, 50)})
     """Obstacles (nearest to the planned path) given collision constraints; the problem's size is fixed by it."""
-    max_occluders: int = field(default=4, metadata={"range": (0, 20)})
+    max_occluders: int = field(default=3, metadata={"range": (0, 20)})
     """Occluders (nearest to the lines of sight) in the occlusion term."""
-    target_samples: int = field(default=8, metadata={"range": (1, 64)})
+    target_samples: int = field(default=6, metadata={"range": (1, 64)})
     """Points on the target's outline whose lines of sight are scored."""
     occlusion_poses: int = field(default=2, metadata={"range": (1, 100)})
     """Planned poses (evenly spaced, ending at the last) from which the target's sight lines are scored."""
     safety_distance: float = field(default=0.6, metadata={"range": (0.0, 10.0)})
     """Smallest planned gap between the ego's body and any obstacle, metres (d_safe)."""
     safety_slack_weight: float = field(default=1e4, metadata={"range": (0.0, 1e8)})
-    """Cost per metre of safety distance given up, per obstacle and step (only touching is forbidden outright)."""
+    """Cost per metre of safety distance given up, per obstacle and step (penalty CCP; a plan whose
+    body truly touches an obstacle is refused afterwards)."""
+    time_headway: float = field(default=0.8, metadata={"range": (0.0, 5.0)})
+    """Extra gap to an obstacle ahead in the ego's path, seconds at the ego's planned speed (a
+    following distance; a leader that brakes against its prediction is not rear-ended)."""
+    max_heading_offset: float = field(default=0.35, metadata={"range": (0.01, 3.2)})
+    """Largest planned heading off the lane's direction, radians (hard, beyond what the ego has now)."""
     road_margin: float = field(default=0.3, metadata={"range": (0.0, 5.0)})
     """Gap kept between the ego's side and the drivable corridor's edges, metres."""
     reference_speed: float = field(default=7.0, metadata={"range": (0.0, 50.0)})
@@ -77,12 +83,12 @@ class CroaConfig:
     steering_rate_weight: float = field(default=50.0, metadata={"range": (0.0, 1e5)})
     """Cost per (rad/step)^2 of steering change, per step."""
     corridor_weight: float = field(default=1000.0, metadata={"range": (0.0, 1e7)})
-    """Cost per metre per step of being outside the corridor (the corridor is a soft constraint)."""
+    """Cost per metre per step of using the road margin (the corridor is hard beyond it)."""
     trust_weight: float = field(default=0.5, metadata={"range": (0.0, 1e4)})
     """Cost per m^2 of moving a planned position from the previous iterate (keeps the linearisation valid)."""
-    occlusion_weight: float = field(default=100.0, metadata={"range": (0.0, 1e5)})
+    occlusion_weight: float = field(default=200.0, metadata={"range": (0.0, 1e5)})
     """Cost per unit of mean occlusion probability of the target's sight lines, per scored pose."""
-    target_lateral_weight: float = field(default=1.0, metadata={"range": (0.0, 1e4)})
+    target_lateral_weight: float = field(default=0.6, metadata={"range": (0.0, 1e4)})
     """Cost per m^2 of the sensor's offset from the target across the road, per scored pose: lidar
     returns per m^2 fall with range, so a view that is as clear but nearer is better."""
     occlusion_length_scale: float = field(default=0.5, metadata={"range": (0.01, 10.0)})
@@ -93,6 +99,8 @@ class CroaConfig:
     """Most convex-concave iterations per planning cycle."""
     ccp_tolerance: float = field(default=0.01, metadata={"range": (0.0, 1.0)})
     """Stop iterating when the cost improves by less than this fraction."""
+    ccp_position_tolerance: float = field(default=0.05, metadata={"range": (0.0, 10.0)})
+    """...or when no planned position moved more than this from the previous iterate, metres."""
     ccp_scale: float = field(default=2.0, metadata={"range": (0.1, 100.0)})
     """Scale kappa of the difference-of-convex split a.p = |ka + p/k|^2/4 - |ka - p/k|^2/4 (metres per dual unit)."""
     solver: str = "CLARABEL"

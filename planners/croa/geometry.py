@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from sim.geometry import rectangles_overlap
+
 FACE_SIGNS = np.array([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0], [0.0, -1.0]])
 """Face normals of an axis-aligned rectangle in its own frame: front, left, back, right."""
 
@@ -94,21 +96,10 @@ def occluded_fraction(viewpoint: np.ndarray, samples: np.ndarray, normals: np.nd
 
 
 def polygon_distance(first: np.ndarray, second: np.ndarray) -> float:
-    """Distance between two convex polygons given by their corners (4, 2) in order; 0 when they overlap."""
-    if _overlap(first, second):
+    """Distance between two rectangles given by their corners (4, 2) in order; 0 when they overlap."""
+    if rectangles_overlap(first[None], second[None])[0]:
         return 0.0
     return min(_points_to_edges(first, second), _points_to_edges(second, first))
-
-
-def _overlap(first: np.ndarray, second: np.ndarray) -> bool:
-    """Separating-axis test of two convex polygons."""
-    for polygon in (first, second):
-        edges = np.roll(polygon, -1, axis=0) - polygon
-        axes = np.column_stack([-edges[:, 1], edges[:, 0]])
-        a, b = first @ axes.T, second @ axes.T
-        if np.any((a.max(axis=0) < b.min(axis=0)) | (b.max(axis=0) < a.min(axis=0))):
-            return False
-    return True
 
 
 def _points_to_edges(points: np.ndarray, polygon: np.ndarray) -> float:

@@ -15,10 +15,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from planners.croa.config import CroaConfig, VehicleConfig
+from perception.objects import corners_bev
 from planners.croa.geometry import (FACE_SIGNS, best_face_duals, body_halfspaces, outline_samples,
                                     rectangle_halfspaces, rotation, segments_hit_polytopes)
 from planners.croa.problem import CroaProblem, Linearisation, PairData
 from planners.croa.scene import Corridor, EgoState, Obstacle, Plan, PlanningScene
+from sim.geometry import rectangles_overlap
 
 SOLVED = ("optimal", "optimal_inaccurate")
 """cvxpy statuses whose solution is used."""
@@ -77,6 +79,11 @@ class CroaPlanner:
         half_width = self.vehicle.width / 2.0 + config.road_margin
         problem.lateral_low.value = scene.corridor.right + half_width
         problem.lateral_high.value = scene.corridor.left - half_width
+        _, lateral_now, _, tangent_now = scene.corridor.project(origin[None])
+        problem.corridor_allowance.value = float(max(0.0, problem.lateral_low.value - lateral_now[0],
+                                                     lateral_now[0] - problem.lateral_high.value))
+        heading_now = abs(math.remainder(scene.ego.yaw - math.atan2(tangent_now[0, 1], tangent_now[0, 0]), 2 * math.pi))
+        problem.heading_allowance.value = max(0.0, heading_now - config.max_heading_offset)
         problem.lateral_reference.value = scene.corridor.reference_offset
 
         best_cost, iterations, obstacle_ids, status = math.inf, 0, [], "not run"
@@ -92,13 +99,19 @@ class CroaPlanner:
             solution = Linearisation(problem.states.value.copy(), problem.controls.value[:, 1].copy())
             controls = problem.controls.value.copy()
             cost = float(problem.problem.value)
+            moved = float(np.max(np.linalg.norm(solution.states[:, :2] - point.states[:, :2], axis=1)))
             point = solution
             improved = best_cost - cost
             best_cost = min(best_cost, cost)
-            if improved <= config.ccp_tolerance * max(abs(cost), 1e-9):
+            # Converged: the plan stays where it was linearised (every DC split is exact there), or
+            # the cost stopped improving.
+            if moved <= config.ccp_position_tolerance or improved <= config.ccp_tolerance * max(abs(cost), 1e-9):
                 break
+        collision = None if solution is None else self._first_contact(solution, origin, obstacles)
         if solution is None:
             plan = self._fallback(scene, origin, f"solver: {status}")
+        elif collision is not None:
+            plan = self._fallback(scene, origin, collision)
         else:
             plan = self._plan_from(solution, controls, origin, iterations, obstacle_ids)
         plan.occlusion_ratio, plan.occlusion_ratio_now, plan.sight_lines, plan.sight_blocked = self._occlusion(
@@ -169,7 +182,7 @@ class CroaPlanner:
                                                                          2 * np.pi) - np.pi
         problem.previous_positions.value = positions
         chosen = self._nearest_obstacles(obstacles, point, origin)
-        problem.set_collision_pairs(*self._collision_pairs(chosen, point, origin), config.safety_distance)
+        problem.set_collision_pairs(*self._collision_pairs(chosen, point, origin))
         problem.set_occlusion_pairs(*self._occlusion_pairs(obstacles, target, point, origin))
         scored = problem.occlusion_steps
         scored_normals = problem.lane_normals.value[scored - 1]
@@ -191,7 +204,7 @@ class CroaPlanner:
         return [obstacles[index] for index in order[:self.config.max_obstacles]]
 
     def _collision_pairs(self, chosen: list[Obstacle], point: Linearisation,
-                         origin: np.ndarray) -> tuple[PairData, np.ndarray]:
+                         origin: np.ndarray) -> tuple[PairData, np.ndarray, np.ndarray]:
         steps, slots = self.config.horizon, self.config.max_obstacles
         count = steps * slots
         normals = np.tile(FACE_SIGNS, (count, 1, 1))
@@ -211,7 +224,17 @@ class CroaPlanner:
         corner_sets = [ego_positions + np.einsum("pij,j->pi", rotation(ego_yaws), corner) for corner in corners]
         faces = best_face_duals(normals, offsets, *corner_sets)
         duals = normals[np.arange(count), faces]
-        return PairData(normals, offsets, duals, ego_positions, active), ego_yaws
+        # Following distance: obstacles ahead across the body's width get a speed-dependent gap.
+        distances = np.full(count, self.config.safety_distance)
+        for slot, obstacle in enumerate(chosen):
+            rows = np.arange(slot, count, slots)
+            relative = obstacle.poses[1:steps + 1, :2] - origin - ego_positions[rows]
+            cos, sin = np.cos(ego_yaws[rows]), np.sin(ego_yaws[rows])
+            ahead = relative[:, 0] * cos + relative[:, 1] * sin
+            across = -relative[:, 0] * sin + relative[:, 1] * cos
+            in_path = (ahead > 0.0) & (np.abs(across) < 0.5 * (obstacle.width + self.vehicle.width) + 0.3)
+            distances[rows] += np.where(in_path, self.config.time_headway * point.states[pair_steps[rows], 3], 0.0)
+        return PairData(normals, offsets, duals, ego_positions, active), ego_yaws, distances
 
     def _occlusion_pairs(self, obstacles: list[Obstacle], target: Obstacle | None, point: Linearisation,
                          origin: np.ndarray):
@@ -250,6 +273,30 @@ class CroaPlanner:
         return PairData(normals, offsets, duals, sensor_starts, active), samples, sensor_offsets, weights
 
     # --- results -------------------------------------------------------------------------------
+
+    def _first_contact(self, solution: Linearisation, origin: np.ndarray, obstacles: list[Obstacle]) -> str | None:
+        """Why the plan is refused: its body overlaps an obstacle at some step (exact rectangles), or None."""
+        if not obstacles:
+            return None
+        vehicle, states = self.vehicle, solution.states
+        forward = vehicle.length / 2.0 - vehicle.rear_overhang
+        steps = len(states)
+        body = np.zeros((steps, 7))
+        body[:, :2] = states[:, :2] + origin + forward * np.column_stack([np.cos(states[:, 2]), np.sin(states[:, 2])])
+        body[:, 3:5] = vehicle.length, vehicle.width
+        body[:, 6] = states[:, 2]
+        others = np.zeros((len(obstacles), steps, 7))
+        for index, obstacle in enumerate(obstacles):
+            others[index, :, :2] = obstacle.poses[:steps, :2]
+            others[index, :, 3:5] = obstacle.length, obstacle.width
+            others[index, :, 6] = obstacle.poses[:steps, 2]
+        body_corners = np.broadcast_to(corners_bev(body), (len(obstacles), steps, 4, 2)).reshape(-1, 4, 2)
+        touching = rectangles_overlap(body_corners, corners_bev(others.reshape(-1, 7))).reshape(len(obstacles), steps)
+        if not touching.any():
+            return None
+        index, step = np.argwhere(touching)[0]
+        return (f"no collision-free plan: touches obstacle {obstacles[index].object_id} "
+                f"at {step * self.config.time_step:.1f} s")
 
     def _plan_from(self, solution: Linearisation, controls: np.ndarray, origin: np.ndarray, iterations: int,
                    obstacle_ids: list[int]) -> Plan:

@@ -106,11 +106,17 @@ class CroaProblem:
         self.previous_positions = cp.Parameter((steps, 2), name="previous_positions")
         positions = self.states[1:, :2]
         lateral = cp.sum(cp.multiply(self.lane_normals, positions), axis=1) - self.lane_offsets
-        # Soft corridor: an ego already outside it (after a lane change moved the reference lane, or
-        # a disturbance) gets back in at a high price instead of making the problem infeasible.
+        # The corridor and the heading off the lane are hard, widened only by how far the ego is
+        # outside them now (`*_allowance`, so it can always come back), plus a slack within the
+        # road margin at a high price.
+        self.corridor_allowance = cp.Parameter(nonneg=True, name="corridor_allowance")
+        self.heading_allowance = cp.Parameter(nonneg=True, name="heading_allowance")
         self.corridor_slack = cp.Variable(steps, nonneg=True, name="corridor_slack")
-        constraints += [lateral >= self.lateral_low - self.corridor_slack,
-                        lateral <= self.lateral_high + self.corridor_slack]
+        heading_offsets = yaw[1:] - self.lane_headings
+        constraints += [lateral >= self.lateral_low - self.corridor_allowance - self.corridor_slack,
+                        lateral <= self.lateral_high + self.corridor_allowance + self.corridor_slack,
+                        self.corridor_slack <= config.road_margin,
+                        cp.abs(heading_offsets) <= config.max_heading_offset + self.heading_allowance]
 
         # DPP allows no product of Parameters: a weighted goal enters as sqrt(w) and sqrt(w) * goal.
         self.goal_root_weight = cp.Parameter(nonneg=True, name="goal_root_weight")
@@ -118,7 +124,7 @@ class CroaProblem:
         steering_changes = cp.hstack([steering[0] - self.initial_steering, cp.diff(steering)])
         cost = (config.speed_weight * cp.sum_squares(speed[1:] - self.reference_speed)
                 + config.lateral_weight * cp.sum_squares(lateral - self.lateral_reference)
-                + config.heading_weight * cp.sum_squares(yaw[1:] - self.lane_headings)
+                + config.heading_weight * cp.sum_squares(heading_offsets)
                 + config.acceleration_weight * cp.sum_squares(acceleration)
                 + config.steering_weight * cp.sum_squares(steering)
                 + config.steering_rate_weight * cp.sum_squares(steering_changes)
@@ -138,14 +144,14 @@ class CroaProblem:
                            for face in range(FACES))
         self.safety_distance = cp.Parameter(self.collision_pairs, name="safety_distance")
         constraints += self.collision.constraints()
-        # The safety distance is soft down to touching (0 m), which stays hard: an obstacle that
-        # perception suddenly reports closer than d_safe is driven away from, not a failed solve.
+        # Penalty CCP (Lipp and Boyd): the safety distance has a slack at a high price, so a start
+        # the restriction cannot leave (an obstacle perception now places on the previous plan)
+        # still gives a solution; the planner then checks the plan's true clearance.
         self.safety_slack = cp.Variable(self.collision_pairs, nonneg=True, name="safety_slack")
         constraints += [
             rotated_dual + self.body_dual @ body_normals == 0,
             self.collision.separation_lower_bound() - self.body_dual @ body_offsets
             >= self.safety_distance - self.safety_slack,
-            self.safety_slack <= config.safety_distance,
         ]
         cost += config.safety_slack_weight * cp.sum(self.safety_slack)
 
@@ -208,8 +214,9 @@ class CroaProblem:
         for name, value in values.items():
             self.dynamics[name].value = value
 
-    def set_collision_pairs(self, pairs: PairData, body_yaws: np.ndarray, safety_distance: float) -> None:
-        """Collision pairs and the ego's heading at each pair's step (its body's rotation R_bar)."""
+    def set_collision_pairs(self, pairs: PairData, body_yaws: np.ndarray, safety_distances: np.ndarray) -> None:
+        """Collision pairs, the ego's heading at each pair's step (its body's rotation R_bar) and
+        each pair's safety distance."""
         self.collision.set(pairs)
         cos, sin = np.cos(body_yaws), np.sin(body_yaws)
         for face in range(FACES):
@@ -217,7 +224,7 @@ class CroaProblem:
             # Rows of A R_bar: the obstacle's face normals in the ego's body frame.
             self.collision_rotated_normals[face].value = np.column_stack(
                 [normal[:, 0] * cos + normal[:, 1] * sin, -normal[:, 0] * sin + normal[:, 1] * cos])
-        self.safety_distance.value = np.where(pairs.active, safety_distance, INACTIVE_MARGIN)
+        self.safety_distance.value = np.where(pairs.active, safety_distances, INACTIVE_MARGIN)
 
     def set_goal(self, goal: np.ndarray | None, weight: float) -> None:
         """A viewpoint (relative to the origin) for the last planned position, or None for none."""

@@ -144,7 +144,7 @@ def test_boxed_in_ego_falls_back_to_braking_with_a_reason(collision_mpc):
     ego = EgoState(0.0, EGO_LANE_Y, 0.0, 12.0)
     plan = collision_mpc.plan(PlanningScene(ego, corridor, wall))
     assert plan.fallback
-    assert plan.reason.startswith("solver: ")
+    assert plan.reason.startswith(("solver: ", "no collision-free plan"))
     assert plan.linear_velocity < ego.speed
     assert np.all(np.diff(plan.states[:, 3]) <= 0.0)
 
