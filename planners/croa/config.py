@@ -83,7 +83,8 @@ class CroaConfig:
     steering_rate_weight: float = field(default=50.0, metadata={"range": (0.0, 1e5)})
     """Cost per (rad/step)^2 of steering change, per step."""
     corridor_weight: float = field(default=1000.0, metadata={"range": (0.0, 1e7)})
-    """Cost per metre per step of using the road margin (the corridor is hard beyond it)."""
+    """Cost per metre (or radian) per step of using the road margin (or exceeding the heading
+    bound); the corridor is hard beyond the margin."""
     trust_weight: float = field(default=0.5, metadata={"range": (0.0, 1e4)})
     """Cost per m^2 of moving a planned position from the previous iterate (keeps the linearisation valid)."""
     occlusion_weight: float = field(default=200.0, metadata={"range": (0.0, 1e5)})

@@ -18,6 +18,9 @@ from planners.croa.geometry import body_halfspaces
 
 FACES = 4
 """Faces of every polytope (rectangles)."""
+HEADING_SLACK = 0.15
+"""Radians by which a plan may exceed the heading bound, at the corridor's price: turning back
+takes a few steps at the steering-rate limit, which a hard bound would make infeasible."""
 INACTIVE_MARGIN = -1e3
 """Right-hand side of an unused pair's separation constraint: always satisfiable."""
 
@@ -113,10 +116,13 @@ class CroaProblem:
         self.heading_allowance = cp.Parameter(nonneg=True, name="heading_allowance")
         self.corridor_slack = cp.Variable(steps, nonneg=True, name="corridor_slack")
         heading_offsets = yaw[1:] - self.lane_headings
+        self.heading_slack = cp.Variable(steps, nonneg=True, name="heading_slack")
         constraints += [lateral >= self.lateral_low - self.corridor_allowance - self.corridor_slack,
                         lateral <= self.lateral_high + self.corridor_allowance + self.corridor_slack,
                         self.corridor_slack <= config.road_margin,
-                        cp.abs(heading_offsets) <= config.max_heading_offset + self.heading_allowance]
+                        cp.abs(heading_offsets) <= config.max_heading_offset + self.heading_allowance
+                        + self.heading_slack,
+                        self.heading_slack <= HEADING_SLACK]
 
         # DPP allows no product of Parameters: a weighted goal enters as sqrt(w) and sqrt(w) * goal.
         self.goal_root_weight = cp.Parameter(nonneg=True, name="goal_root_weight")
@@ -129,7 +135,7 @@ class CroaProblem:
                 + config.steering_weight * cp.sum_squares(steering)
                 + config.steering_rate_weight * cp.sum_squares(steering_changes)
                 + config.trust_weight * cp.sum_squares(positions - self.previous_positions)
-                + config.corridor_weight * cp.sum(self.corridor_slack)
+                + config.corridor_weight * cp.sum(self.corridor_slack + self.heading_slack)
                 + cp.sum_squares(self.goal_root_weight * self.states[steps, :2] - self.weighted_goal))
 
         # Collision avoidance (dual form) for every horizon step and obstacle slot.
