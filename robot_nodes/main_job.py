@@ -54,7 +54,10 @@ drives at 8 m/s in its lane without touching anything; in 5 runs driven by the C
 world slowed to 0.29-0.34x real time (0.40x under lane keeping), the robot averaged 3.4-4.5 m/s,
 turned up to 20-56 degrees off the road's direction and touched a road user in 4 of them
 (rear-ending a car that braked against its prediction, or parked cars while turning to see a hidden
-one). So the CROA planner is chosen with --planner croa."""
+one). After the planner's fixes (hard corridor and heading bound, following distance, penalty-CCP
+safety slack) one CROA run had no fallback and no collision, 22 degrees off the road at most, but
+came within 0.10 m of a road user, at 0.2 s of wall time per plan. So the CROA planner is chosen
+with --planner croa."""
 
 
 def stamp_ns(stamp) -> int:
