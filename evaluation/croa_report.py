@@ -20,11 +20,14 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
+import torch
 import yaml
 from matplotlib.figure import Figure
 from tqdm import tqdm
 
 from evaluation.croa_run import METHODS, EpisodeConfig, EpisodeResult, EpisodeRunner
+from evaluation.detector_report import machine_description
+from planners.croa.geometry import rectangle_corners
 
 SCENARIO_DIR = Path("config/scenarios")
 CLUTTERED_TAG = "[cluttered]"
@@ -85,8 +88,6 @@ _runner: EpisodeRunner | None = None
 
 
 def _start_worker(config: CroaReportConfig) -> None:
-    import torch
-
     from perception.detection import DetectorOptions, LidarDetector
     from perception.prediction.predictor import TrajectoryPredictor
     from perception.prediction.track_predictor import TrackPredictionConfig, TrackPredictor
@@ -234,8 +235,6 @@ def plot_paths(results: list[EpisodeResult], scenarios: list[str], path: Path) -
 
 
 def _draw_box(axes, box: np.ndarray, color: str, fill: bool = False) -> None:
-    from planners.croa.geometry import rectangle_corners
-
     corners = rectangle_corners(box[:2], box[3], box[4], box[6])
     axes.fill(corners[:, 0], corners[:, 1], color=color, alpha=0.8 if fill else 0.6, linewidth=0)
 
@@ -279,9 +278,6 @@ def write_report(config: CroaReportConfig, command: str = "evaluate-croa", progr
     paths_picture = plot_paths(results, list(config.scenarios[:3]), images / "croa_paths.png")
     occlusion_picture = plot_occlusion_over_time(results, config.scenarios, config.methods,
                                                  images / "croa_occlusion_over_time.png")
-    from evaluation.detector_report import machine_description
-    import torch
-
     machine = machine_description(torch.device("cpu"))
     episode = config.episode
     goal_lines, goal_met = goal_check([s for s in summaries if s["scenario"] in cluttered], config.methods)

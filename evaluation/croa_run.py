@@ -163,7 +163,7 @@ class EpisodeRunner:
         path = [world.ego_pose]
         for step in range(steps):
             if step % scan_every == 0:
-                predictions, target_track_id = self._perceive(world, tracker, target_id, result)
+                predictions, target_track_id = self._perceive(world, tracker, target_truth, result)
             x, y, yaw = world.ego_pose
             speed, yaw_rate = world.ego_velocity
             if lane_keeping is not None:
@@ -192,7 +192,7 @@ class EpisodeRunner:
         result.wall_time = time.perf_counter() - started
         return result
 
-    def _perceive(self, world: World, tracker: MultiObjectTracker, target_id: int, result: EpisodeResult):
+    def _perceive(self, world: World, tracker: MultiObjectTracker, target: GroundTruthObject, result: EpisodeResult):
         """Scan, detect, track, predict; score the target. Returns (predictions, the target's track id)."""
         scan = world.lidar_scan()
         lidar_in_map = lidar_pose_in_map(world)
@@ -200,8 +200,8 @@ class EpisodeRunner:
         in_map = detections_into_map(detections, lidar_in_map)
         tracks = tracker.update(in_map, world.time)
         predictions = self.track_predictor.update(world.time, tracks)
-        target = next(o for o in world.ground_truth() if o.object_id == target_id)
-        center = target.box.center[:2]
+        target_id, target_box = target.object_id, world.object_box(target.object_id)
+        center = target_box.center[:2]
         target_track = _nearest(center, [(p.track.box.center[:2], p.track.label, p.track.object_id)
                                          for p in predictions], target.label)
         origin = lidar_in_map[:3, 3]
@@ -216,7 +216,7 @@ class EpisodeRunner:
             else:
                 box = in_map[detection].box
                 center_error = float(np.linalg.norm(box.center[:2] - center))
-                yaw_error = abs(math.remainder(box.yaw - target.box.yaw, math.pi))
+                yaw_error = abs(math.remainder(box.yaw - target_box.yaw, math.pi))
             result.scans.append(ScanRecord(world.time, distance, visibility.occlusion_ratio, visibility.visible_area,
                                            int(scan.object_point_counts.get(target_id, 0)), detection is not None,
                                            center_error, yaw_error))

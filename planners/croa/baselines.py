@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from planners.croa.config import CroaConfig, VehicleConfig
-from planners.croa.geometry import (occluded_fraction, outline_samples, polygon_distance, rectangle_corners,
-                                    rectangle_halfspaces, rotation)
-from planners.croa.planner import OCCLUDER_MIN_HEIGHT, CroaPlanner, PlannerOptions
+from perception.objects import corners_bev
+from planners.croa.geometry import polygon_distance, rectangle_corners, rotation
+from planners.croa.planner import CroaPlanner, PlannerOptions, blocked_sight_lines, halfspaces_at, occluders_of
 from planners.croa.scene import Obstacle, Plan, PlanningScene
 from sim.validation import check_ranges
 
@@ -68,12 +68,7 @@ class GreedyViewpointPlanner:
         reach = config.reference_speed * steps * config.time_step
         half_width = vehicle.width / 2.0 + config.road_margin
         laterals = np.arange(corridor.right + half_width, corridor.left - half_width + 1e-9, self.sampling.lateral_step)
-        target_pose = target.poses[steps]
-        occluders = [o for o in scene.obstacles if o.object_id != target.object_id and o.height >= OCCLUDER_MIN_HEIGHT]
-        poses = np.array([o.poses[steps] for o in occluders]).reshape(-1, 3)
-        normals, offsets = rectangle_halfspaces(poses[:, :2], [o.length for o in occluders],
-                                                [o.width for o in occluders], poses[:, 2])
-        mount = np.array([vehicle.sensor_x, vehicle.sensor_y])
+        normals, offsets = halfspaces_at(occluders_of(scene.obstacles, target.object_id), steps)
         best, best_key = None, None
         for fraction in self.sampling.distance_fractions:
             along = arc + fraction * reach
@@ -83,10 +78,9 @@ class GreedyViewpointPlanner:
                 position = corridor.point_at(along, float(lateral))[0]
                 if not self._clear(position, yaw, scene.obstacles, steps):
                     continue
-                sensor = position + rotation(yaw) @ mount
-                samples = outline_samples(target_pose[:2], target.length, target.width, target_pose[2], sensor,
-                                          config.target_samples)
-                key = (occluded_fraction(sensor, samples, normals, offsets),
+                sensor = position + rotation(yaw) @ vehicle.sensor_mount
+                _, blocked = blocked_sight_lines(sensor, target, steps, normals, offsets, config.target_samples)
+                key = (float(blocked.mean()),
                        abs(lateral - corridor.reference_offset), abs(fraction - 1.0))
                 if best_key is None or key < best_key:
                     best, best_key = position, key
@@ -94,9 +88,8 @@ class GreedyViewpointPlanner:
 
     def _clear(self, position: np.ndarray, yaw: float, obstacles: list[Obstacle], step: int) -> bool:
         vehicle = self.vehicle
-        forward = vehicle.length / 2.0 - vehicle.rear_overhang
-        center = position + forward * np.array([math.cos(yaw), math.sin(yaw)])
-        body = rectangle_corners(center, vehicle.length, vehicle.width, yaw)
+        box = vehicle.body_boxes([*position, yaw])[0]
+        center, body = box[:2], corners_bev(box[None])[0]
         reach = math.hypot(vehicle.length, vehicle.width) / 2.0 + self.config.safety_distance
         return all(polygon_distance(body, rectangle_corners(o.poses[step, :2], o.length, o.width, o.poses[step, 2]))
                    >= self.config.safety_distance for o in obstacles

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from sim.validation import check_ranges
 
 
@@ -38,6 +40,21 @@ class VehicleConfig:
         if self.wheelbase + self.rear_overhang > self.length:
             raise ValueError(f"length: must cover wheelbase + rear_overhang "
                              f"({self.wheelbase + self.rear_overhang}), got {self.length}")
+
+    @property
+    def sensor_mount(self) -> np.ndarray:
+        """The lidar's (x, y) on base_link."""
+        return np.array([self.sensor_x, self.sensor_y])
+
+    def body_boxes(self, poses: np.ndarray) -> np.ndarray:
+        """The body as boxes (N, 7) x, y, z, l, w, h, yaw (z and h 0) for base_link poses (N, 3)."""
+        poses = np.asarray(poses, dtype=np.float64).reshape(-1, 3)
+        forward = self.length / 2.0 - self.rear_overhang
+        boxes = np.zeros((len(poses), 7))
+        boxes[:, :2] = poses[:, :2] + forward * np.column_stack([np.cos(poses[:, 2]), np.sin(poses[:, 2])])
+        boxes[:, 3:5] = self.length, self.width
+        boxes[:, 6] = poses[:, 2]
+        return boxes
 
 
 @dataclass

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from perception.objects import corners_bev
 from sim.geometry import rectangles_overlap
 
 FACE_SIGNS = np.array([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0], [0.0, -1.0]])
@@ -64,7 +65,7 @@ def outline_samples(center: np.ndarray, length: float, width: float, yaw: float,
     """`count` points (count, 2) spread evenly along the rectangle's edges that face `viewpoint`
     (its whole outline when the viewpoint is inside)."""
     normals, offsets = rectangle_halfspaces(center, length, width, yaw)
-    corners = _corners(center, length, width, yaw)  # corner r ends face r, counter-clockwise
+    corners = rectangle_corners(center, length, width, yaw)  # corner r ends face r, counter-clockwise
     facing = normals @ viewpoint - offsets > 0.0
     if not facing.any():
         facing[:] = True
@@ -77,22 +78,6 @@ def outline_samples(center: np.ndarray, length: float, width: float, yaw: float,
     starts = np.array([edges[index][0] for index in edge_index])
     ends = np.array([edges[index][1] for index in edge_index])
     return starts + fraction[:, None] * (ends - starts)
-
-
-def _corners(center, length: float, width: float, yaw: float) -> np.ndarray:
-    """Corners (4, 2) with corner r between face r and face r + 1: front-left, back-left, back-right, front-right."""
-    local = np.array([[1.0, 1.0], [-1.0, 1.0], [-1.0, -1.0], [1.0, -1.0]]) * [length / 2.0, width / 2.0]
-    return np.asarray(center, dtype=np.float64) + local @ rotation(yaw).T
-
-
-def occluded_fraction(viewpoint: np.ndarray, samples: np.ndarray, normals: np.ndarray, offsets: np.ndarray) -> float:
-    """Fraction of the sight lines from viewpoint (2,) to samples (M, 2) that meet any polytope."""
-    if len(samples) == 0:
-        return 0.0
-    if len(normals) == 0:
-        return 0.0
-    blocked = segments_hit_polytopes(np.broadcast_to(viewpoint, samples.shape), samples, normals, offsets)
-    return float(blocked.any(axis=1).mean())
 
 
 def polygon_distance(first: np.ndarray, second: np.ndarray) -> float:
@@ -112,5 +97,6 @@ def _points_to_edges(points: np.ndarray, polygon: np.ndarray) -> float:
 
 
 def rectangle_corners(center, length: float, width: float, yaw: float) -> np.ndarray:
-    """Corners (4, 2) of a rectangle, counter-clockwise from front-left."""
-    return _corners(center, length, width, yaw)
+    """Corners (4, 2) of a rectangle, counter-clockwise from front-left (corner r between face r
+    and face r + 1)."""
+    return corners_bev(np.array([[center[0], center[1], 0.0, length, width, 0.0, yaw]]))[0]

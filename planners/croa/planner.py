@@ -14,13 +14,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from planners.croa.config import CroaConfig, VehicleConfig
 from perception.objects import corners_bev
+from planners.croa.config import CroaConfig, VehicleConfig
 from planners.croa.geometry import (FACE_SIGNS, best_face_duals, body_halfspaces, outline_samples,
                                     rectangle_halfspaces, rotation, segments_hit_polytopes)
 from planners.croa.problem import CroaProblem, Linearisation, PairData
 from planners.croa.scene import Corridor, EgoState, Obstacle, Plan, PlanningScene
 from sim.geometry import rectangles_overlap
+from sim.transforms import wrap_angle
 
 SOLVED = ("optimal", "optimal_inaccurate")
 """cvxpy statuses whose solution is used."""
@@ -178,16 +179,14 @@ class CroaPlanner:
         problem.lane_normals.value = np.column_stack([-tangents[:, 1], tangents[:, 0]])
         problem.lane_offsets.value = np.einsum("ti,ti->t", problem.lane_normals.value, feet - origin)
         lane_yaw = np.arctan2(tangents[:, 1], tangents[:, 0])
-        problem.lane_headings.value = point.states[1:, 2] + np.remainder(lane_yaw - point.states[1:, 2] + np.pi,
-                                                                         2 * np.pi) - np.pi
+        problem.lane_headings.value = point.states[1:, 2] + wrap_angle(lane_yaw - point.states[1:, 2])
         problem.previous_positions.value = positions
         chosen = self._nearest_obstacles(obstacles, point, origin)
         problem.set_collision_pairs(*self._collision_pairs(chosen, point, origin))
         problem.set_occlusion_pairs(*self._occlusion_pairs(obstacles, target, point, origin))
         scored = problem.occlusion_steps
         scored_normals = problem.lane_normals.value[scored - 1]
-        mount = np.array([self.vehicle.sensor_x, self.vehicle.sensor_y])
-        sensor_offsets = np.einsum("sij,j->si", rotation(point.states[scored, 2]), mount)
+        sensor_offsets = np.einsum("sij,j->si", rotation(point.states[scored, 2]), self.vehicle.sensor_mount)
         targets = (target.poses[scored, :2] - origin) if target is not None else np.zeros((len(scored), 2))
         weight = config.target_lateral_weight if (self.options.occlusion and target is not None) else 0.0
         problem.set_target_gap(scored_normals, targets, sensor_offsets, weight)
@@ -213,27 +212,25 @@ class CroaPlanner:
         pair_steps = np.repeat(np.arange(1, steps + 1), slots)
         ego_positions = point.states[pair_steps, :2]
         ego_yaws = point.states[pair_steps, 2]
+        distances = np.full(count, self.config.safety_distance)
         for slot, obstacle in enumerate(chosen):
             rows = np.arange(slot, count, slots)
             poses = obstacle.poses[1:steps + 1]
             normals[rows], offsets[rows] = rectangle_halfspaces(poses[:, :2] - origin, obstacle.length,
                                                                 obstacle.width, poses[:, 2])
             active[rows] = True
-        body_normals, body_offsets = self._body
-        corners = _body_corners(body_offsets)
-        corner_sets = [ego_positions + np.einsum("pij,j->pi", rotation(ego_yaws), corner) for corner in corners]
-        faces = best_face_duals(normals, offsets, *corner_sets)
-        duals = normals[np.arange(count), faces]
-        # Following distance: obstacles ahead across the body's width get a speed-dependent gap.
-        distances = np.full(count, self.config.safety_distance)
-        for slot, obstacle in enumerate(chosen):
-            rows = np.arange(slot, count, slots)
-            relative = obstacle.poses[1:steps + 1, :2] - origin - ego_positions[rows]
+            # Following distance: an obstacle ahead across the body's width gets a speed-dependent gap.
+            relative = poses[:, :2] - origin - ego_positions[rows]
             cos, sin = np.cos(ego_yaws[rows]), np.sin(ego_yaws[rows])
             ahead = relative[:, 0] * cos + relative[:, 1] * sin
             across = -relative[:, 0] * sin + relative[:, 1] * cos
             in_path = (ahead > 0.0) & (np.abs(across) < 0.5 * (obstacle.width + self.vehicle.width) + 0.3)
             distances[rows] += np.where(in_path, self.config.time_headway * point.states[pair_steps[rows], 3], 0.0)
+        body_normals, body_offsets = self._body
+        corners = _body_corners(body_offsets)
+        corner_sets = [ego_positions + np.einsum("pij,j->pi", rotation(ego_yaws), corner) for corner in corners]
+        faces = best_face_duals(normals, offsets, *corner_sets)
+        duals = normals[np.arange(count), faces]
         return PairData(normals, offsets, duals, ego_positions, active), ego_yaws, distances
 
     def _occlusion_pairs(self, obstacles: list[Obstacle], target: Obstacle | None, point: Linearisation,
@@ -250,7 +247,7 @@ class CroaPlanner:
         scored = self.options.occlusion and target is not None
         weights = np.full(count, config.occlusion_weight / (len(problem.occlusion_steps) * samples_per_pose)
                           if scored else 0.0)
-        mount = np.array([self.vehicle.sensor_x, self.vehicle.sensor_y])
+        mount = self.vehicle.sensor_mount
         for pose_index, step in enumerate(problem.occlusion_steps):
             rows = slice(pose_index * samples_per_pose * slots, (pose_index + 1) * samples_per_pose * slots)
             offset = rotation(point.states[step, 2]) @ mount
@@ -278,13 +275,9 @@ class CroaPlanner:
         """Why the plan is refused: its body overlaps an obstacle at some step (exact rectangles), or None."""
         if not obstacles:
             return None
-        vehicle, states = self.vehicle, solution.states
-        forward = vehicle.length / 2.0 - vehicle.rear_overhang
+        states = solution.states
         steps = len(states)
-        body = np.zeros((steps, 7))
-        body[:, :2] = states[:, :2] + origin + forward * np.column_stack([np.cos(states[:, 2]), np.sin(states[:, 2])])
-        body[:, 3:5] = vehicle.length, vehicle.width
-        body[:, 6] = states[:, 2]
+        body = self.vehicle.body_boxes(np.column_stack([states[:, :2] + origin, states[:, 2]]))
         others = np.zeros((len(obstacles), steps, 7))
         for index, obstacle in enumerate(obstacles):
             others[index, :, :2] = obstacle.poses[:steps, :2]
@@ -302,7 +295,7 @@ class CroaPlanner:
                    obstacle_ids: list[int]) -> Plan:
         states = solution.states.copy()
         states[:, :2] += origin
-        states[:, 2] = np.remainder(states[:, 2] + np.pi, 2 * np.pi) - np.pi
+        states[:, 2] = wrap_angle(states[:, 2])
         speed = float(max(states[1, 3], 0.0))
         angular = speed * math.tan(float(controls[0, 1])) / self.vehicle.wheelbase
         return Plan(states=states, controls=controls, linear_velocity=speed, angular_velocity=angular,
@@ -314,7 +307,7 @@ class CroaPlanner:
         _, lateral, _, _ = scene.corridor.project(np.array([[scene.ego.x, scene.ego.y]]))
         states, controls = self._rollout(scene.ego, scene.corridor, -self.vehicle.max_deceleration,
                                          float(lateral[0]))
-        states[:, 2] = np.remainder(states[:, 2] + np.pi, 2 * np.pi) - np.pi
+        states[:, 2] = wrap_angle(states[:, 2])
         speed = float(states[1, 3])
         angular = speed * math.tan(float(controls[0, 1])) / self.vehicle.wheelbase
         return Plan(states=states, controls=controls, linear_velocity=speed, angular_velocity=angular,
@@ -326,26 +319,39 @@ class CroaPlanner:
         position, and the last pose's sight lines with whether each is blocked."""
         if target is None:
             return 0.0, 0.0, np.zeros((0, 2, 2)), np.zeros(0, dtype=bool)
-        occluders = [obstacle for obstacle in obstacles
-                     if obstacle.object_id != target.object_id and obstacle.height >= OCCLUDER_MIN_HEIGHT]
-        mount = np.array([self.vehicle.sensor_x, self.vehicle.sensor_y])
+        hiding = occluders_of(obstacles, target.object_id)
         results = []
         for step, pose in ((self.config.horizon, plan.states[-1]), (0, np.array([ego.x, ego.y, ego.yaw]))):
-            sensor = pose[:2] + rotation(pose[2]) @ mount
-            target_pose = target.poses[step]
-            samples = outline_samples(target_pose[:2], target.length, target.width, target_pose[2], sensor,
-                                      self.config.target_samples)
-            blocked = np.zeros(len(samples), dtype=bool)
-            if occluders:
-                poses = np.array([obstacle.poses[step] for obstacle in occluders])
-                normals, offsets = rectangle_halfspaces(poses[:, :2], [o.length for o in occluders],
-                                                        [o.width for o in occluders], poses[:, 2])
-                blocked = segments_hit_polytopes(np.broadcast_to(sensor, samples.shape), samples, normals,
-                                                 offsets).any(axis=1)
+            sensor = pose[:2] + rotation(pose[2]) @ self.vehicle.sensor_mount
+            samples, blocked = blocked_sight_lines(sensor, target, step, *halfspaces_at(hiding, step),
+                                                   self.config.target_samples)
             lines = np.stack([np.broadcast_to(sensor, samples.shape), samples], axis=1)
             results.append((float(blocked.mean()), lines, blocked))
         (planned, lines, blocked), (now, _, _) = results
         return planned, now, lines, blocked
+
+
+def occluders_of(obstacles: list[Obstacle], target_id: int, min_height: float = OCCLUDER_MIN_HEIGHT) -> list[Obstacle]:
+    """The obstacles that can hide the target in the planar model: tall enough, not the target."""
+    return [obstacle for obstacle in obstacles if obstacle.object_id != target_id and obstacle.height >= min_height]
+
+
+def halfspaces_at(obstacles: list[Obstacle], step: int) -> tuple[np.ndarray, np.ndarray]:
+    """(A (K, 4, 2), b (K, 4)) of the obstacles' rectangles at horizon index `step`."""
+    poses = np.array([obstacle.poses[step] for obstacle in obstacles]).reshape(-1, 3)
+    return rectangle_halfspaces(poses[:, :2], [o.length for o in obstacles], [o.width for o in obstacles], poses[:, 2])
+
+
+def blocked_sight_lines(viewpoint: np.ndarray, target: Obstacle, step: int, normals: np.ndarray, offsets: np.ndarray,
+                        count: int) -> tuple[np.ndarray, np.ndarray]:
+    """`count` points on the target's outline facing the viewpoint at horizon index `step` (count, 2),
+    and whether the sight line to each meets one of the polytopes (K, 4, 2), (K, 4) (count,)."""
+    pose = target.poses[step]
+    samples = outline_samples(pose[:2], target.length, target.width, pose[2], viewpoint, count)
+    if len(normals) == 0:
+        return samples, np.zeros(len(samples), dtype=bool)
+    blocked = segments_hit_polytopes(np.broadcast_to(viewpoint, samples.shape), samples, normals, offsets)
+    return samples, blocked.any(axis=1)
 
 
 def _frozen(obstacle: Obstacle) -> Obstacle:
@@ -364,8 +370,7 @@ def _occluders(obstacles: list[Obstacle], target: Obstacle, step: int, sensor: n
                origin: np.ndarray, slots: int) -> list[tuple[np.ndarray, np.ndarray]]:
     """Half-spaces (relative to origin) of the `slots` occluders nearest to the sight line from the
     sensor to the target's centre at horizon step `step`."""
-    candidates = [obstacle for obstacle in obstacles
-                  if obstacle.object_id != target.object_id and obstacle.height >= OCCLUDER_MIN_HEIGHT]
+    candidates = occluders_of(obstacles, target.object_id)
     if not candidates:
         return []
     centers = np.array([obstacle.poses[step, :2] for obstacle in candidates]) - origin

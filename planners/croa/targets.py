@@ -10,8 +10,8 @@ from typing import Sequence
 import numpy as np
 
 from perception.objects import ObjectClass
-from planners.croa.geometry import outline_samples, rectangle_halfspaces, rotation, segments_hit_polytopes
-from planners.croa.planner import OCCLUDER_MIN_HEIGHT
+from planners.croa.geometry import rotation
+from planners.croa.planner import OCCLUDER_MIN_HEIGHT, blocked_sight_lines, halfspaces_at
 from planners.croa.scene import Corridor, EgoState, Obstacle
 from sim.validation import check_ranges
 
@@ -75,20 +75,13 @@ def occlusion_ratios(viewpoint: np.ndarray, obstacles: Sequence[Obstacle], sampl
     if not obstacles:
         return np.zeros(0)
     viewpoint = np.asarray(viewpoint, dtype=np.float64)
-    poses = np.array([obstacle.poses[step] for obstacle in obstacles])
-    normals, offsets = rectangle_halfspaces(poses[:, :2], [o.length for o in obstacles],
-                                            [o.width for o in obstacles], poses[:, 2])
+    normals, offsets = halfspaces_at(list(obstacles), step)
     tall = np.array([obstacle.height >= occluder_min_height for obstacle in obstacles])
     ratios = np.zeros(len(obstacles))
     for index, obstacle in enumerate(obstacles):
         occluders = tall.copy()
         occluders[index] = False
-        if not occluders.any():
-            continue
-        points = outline_samples(poses[index, :2], obstacle.length, obstacle.width, poses[index, 2], viewpoint,
-                                 samples)
-        blocked = segments_hit_polytopes(np.broadcast_to(viewpoint, points.shape), points, normals[occluders],
-                                         offsets[occluders]).any(axis=1)
+        _, blocked = blocked_sight_lines(viewpoint, obstacle, step, normals[occluders], offsets[occluders], samples)
         ratios[index] = float(blocked.mean())
     return ratios
 

@@ -1,12 +1,11 @@
 """The CROA planner on small hand-made scenes: the real cvxpy problem and solver, no mocks."""
 from __future__ import annotations
 
-import math
 
 import numpy as np
 import pytest
 
-from perception.objects import Box3D, PredictedObject, PredictedPath, TrackedObject, ObjectClass
+from perception.objects import Box3D, ObjectClass, PredictedObject, PredictedPath, TrackedObject, corners_bev
 from planners.croa.baselines import GreedyViewpointPlanner, make_planner
 from planners.croa.config import CroaConfig, VehicleConfig
 from planners.croa.geometry import polygon_distance, rectangle_corners
@@ -37,10 +36,7 @@ def drive(planner, scene_at, cycles: int):
 
 
 def body_corners(state, vehicle: VehicleConfig) -> np.ndarray:
-    x, y, yaw = state[:3]
-    forward = vehicle.length / 2.0 - vehicle.rear_overhang
-    return rectangle_corners((x + forward * math.cos(yaw), y + forward * math.sin(yaw)), vehicle.length,
-                             vehicle.width, yaw)
+    return corners_bev(vehicle.body_boxes(state[:3]))[0]
 
 
 def clearance(plan, obstacle: Obstacle, vehicle: VehicleConfig) -> float:
