@@ -25,25 +25,21 @@ from tf2_msgs.msg import TFMessage
 from visualization_msgs.msg import MarkerArray
 
 from edge_robot_msgs.msg import DetectedObjects, PredictedObjects, TrackedObjects
-from evaluation.detection_run import pose_at
 from perception.model_files import ModelFileError
 from perception.objects import Box3D, DetectedObject, boxes_into_frame
 from perception.prediction.predictor import TrajectoryPredictor
 from perception.prediction.track_predictor import METHODS, TrackPredictionConfig, TrackPredictor
 from perception.tracking import MultiObjectTracker, TrackerConfig, TrackerInputError
-from robot_nodes.conversions import (MalformedMessageError, msg_to_detected_objects, odometry_to_se2,
-                                     predicted_objects_to_msg, stamp_to_seconds, tracked_objects_to_msg,
-                                     transform_to_se3)
+from robot_nodes.conversions import (MalformedMessageError, msg_to_detected_objects, predicted_objects_to_msg,
+                                     stamp_to_seconds, tracked_objects_to_msg)
 from robot_nodes.conversions.markers import predicted_objects_to_markers
+from robot_nodes.frame_poses import FramePoses
 from robot_nodes.input_guard import InputGuard
 from robot_nodes.parameters import declare_config
 from robot_nodes.paths import resolve
 from robot_nodes.runner import StartupError, run_node
-from sim.transforms import planar_pose_matrix
 from sim.validation import check_ranges
 
-ODOMETRY_KEPT_S = 5.0
-"""Seconds of odometry kept to place detections that arrive late."""
 LOG_PERIOD_S = 5.0
 """Least wall seconds between two repeated warnings of one kind."""
 PROCESSING_TIMES_KEPT = 10000
@@ -112,11 +108,7 @@ class TrajectoryPredictorNode(Node):
                                                               modes=self.config.modes), model)
         self.counters = PredictorCounters()
         self.processing_times_ms: collections.deque[float] = collections.deque(maxlen=PROCESSING_TIMES_KEPT)
-        self._odometry: collections.deque[tuple[int, float, float, float]] = collections.deque()
-        self._odometry_velocity = (0.0, 0.0)
-        """(speed, yaw rate) of the newest odometry, to place detections stamped just after it."""
-        self._odometry_frames: tuple[str, str] | None = None
-        self._mounts: dict[tuple[str, str], np.ndarray] = {}
+        self.frame_poses = FramePoses(self.config.tracking_frame, self.config.max_pose_gap)
         self._last_stamp: float | None = None
         self.inputs = InputGuard(self)
 
@@ -136,44 +128,10 @@ class TrajectoryPredictorNode(Node):
     # --- frames ---------------------------------------------------------------------------------
 
     def on_odometry(self, message: Odometry) -> None:
-        if message.header.frame_id != self.config.tracking_frame:
-            raise MalformedMessageError(f"odometry is in {message.header.frame_id!r}, the tracking frame is "
-                                        f"{self.config.tracking_frame!r}")
-        stamp_ns = int(round(stamp_to_seconds(message.header.stamp) * 1e9))
-        x, y, yaw, speed, yaw_rate = odometry_to_se2(message)
-        if self._odometry and stamp_ns < self._odometry[-1][0]:
-            self._odometry.clear()  # time went backwards; on_objects resets the tracker
-        self._odometry.append((stamp_ns, x, y, yaw))
-        self._odometry_velocity = (speed, yaw_rate)
-        self._odometry_frames = (message.header.frame_id, message.child_frame_id)
-        while self._odometry and self._odometry[0][0] < stamp_ns - ODOMETRY_KEPT_S * 1e9:
-            self._odometry.popleft()
+        self.frame_poses.add_odometry(message)  # time going backwards: on_objects resets the tracker
 
     def on_tf_static(self, message: TFMessage) -> None:
-        for transform in message.transforms:
-            self._mounts[(transform.header.frame_id, transform.child_frame_id)] = transform_to_se3(transform.transform)
-
-    def _frame_pose(self, frame: str, stamp_ns: int) -> tuple[np.ndarray | None, str]:
-        """The 4x4 pose of `frame` in the tracking frame at the stamp, or None and why not."""
-        if frame == self.config.tracking_frame:
-            return np.eye(4), ""
-        if self._odometry_frames is None:
-            return None, "no odometry yet"
-        base = self._odometry_frames[1]
-        max_gap_ns = int(self.config.max_pose_gap * 1e9)
-        pose = pose_at(list(self._odometry), stamp_ns, max_gap_ns)
-        newest = self._odometry[-1] if self._odometry else None
-        if pose is None and newest is not None and 0 < stamp_ns - newest[0] <= max_gap_ns:
-            pose = _extrapolated(newest, self._odometry_velocity, (stamp_ns - newest[0]) * 1e-9)
-        if pose is None:
-            return None, f"no odometry within {self.config.max_pose_gap:g} s of the detections' stamp"
-        base_pose = planar_pose_matrix(*pose)
-        if frame == base:
-            return base_pose, ""
-        mount = self._mounts.get((base, frame))
-        if mount is None:
-            return None, f"no {base} → {frame} transform on /tf_static yet"
-        return base_pose @ mount, ""
+        self.frame_poses.add_static(message)
 
     # --- detections → tracks → predictions ------------------------------------------------------
 
@@ -194,7 +152,7 @@ class TrajectoryPredictorNode(Node):
             self.tracker.reset()
             self.predictor.reset()
         self._last_stamp = stamp
-        frame_pose, why = self._frame_pose(message.header.frame_id, int(round(stamp * 1e9)))
+        frame_pose, why = self.frame_poses.pose(message.header.frame_id, int(round(stamp * 1e9)))
         if frame_pose is None:
             self.counters.skipped_without_pose += 1
             self.get_logger().warning(f"detections skipped: {why} ({self.counters.skipped_without_pose} so far)",
@@ -214,16 +172,6 @@ class TrajectoryPredictorNode(Node):
         self.pub_processing_time.publish(Float64(data=elapsed_ms))
         self.counters.processed += 1
         self.processing_times_ms.append(elapsed_ms)
-
-
-def _extrapolated(sample: tuple[int, float, float, float], velocity: tuple[float, float],
-                  seconds: float) -> tuple[float, float, float]:
-    """A (stamp, x, y, yaw) odometry sample moved on by its (speed, yaw rate) for a few milliseconds:
-    the detections of a scan can arrive before the odometry of the same instant."""
-    _, x, y, yaw = sample
-    speed, yaw_rate = velocity
-    heading = yaw + 0.5 * yaw_rate * seconds
-    return x + speed * seconds * np.cos(heading), y + speed * seconds * np.sin(heading), yaw + yaw_rate * seconds
 
 
 def _into_frame(detections: list[DetectedObject], frame_pose: np.ndarray) -> list[DetectedObject]:

@@ -69,7 +69,7 @@ class Harness(Node):
         ego_x = EGO_SPEED * seconds
         self.odometry.publish(make_odometry(seconds_to_stamp(seconds), "odom", "base_link", ego_x, 0.0, 0.0,
                                             EGO_SPEED, 0.0))
-        assert wait_until(lambda: node._odometry and node._odometry[-1][0] == round(seconds * 1e9))
+        assert wait_until(lambda: node.frame_poses.newest_odometry_ns == round(seconds * 1e9))
         car_x = 5.0 + CAR_SPEED * seconds
         box = car_box or Box3D((car_x - ego_x - LIDAR_MOUNT[0], 10.0, -1.0), (4.5, 1.9, 1.6), 0.0)
         objects = [DetectedObject(ObjectClass.CAR, 0.9, box)] if with_car else []
@@ -83,7 +83,7 @@ def serving(context, node, harness):
     with spinning(context, node, harness):
         assert wait_until(lambda: harness.connected(node))
         harness.publish_mount()
-        assert wait_until(lambda: ("base_link", "lidar") in node._mounts)
+        assert wait_until(lambda: node.frame_poses.has_mount("base_link", "lidar"))
         yield
 
 
