@@ -1,0 +1,88 @@
+"""APO: binary, feasible whenever the exact solver finds a feasible vector, never cheaper than it; its
+projection step is the exact Euclidean projection; bad configs are refused."""
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from mixed_reality.uplink.apo import ApoConfig, ApoIterate, project, solve_apo
+from mixed_reality.uplink.channel import Channel, ChannelConfig
+from mixed_reality.uplink.exact import solve_exact
+from mixed_reality.uplink.problem import random_instance
+
+
+@settings(max_examples=120, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), frames=st.sampled_from([1, 3, 10, 50, 100]))
+def test_apo_is_binary_feasible_and_never_beats_the_optimum(seed, frames):
+    instance = random_instance(frames, np.random.default_rng(seed))
+    exact, apo = solve_exact(instance), solve_apo(instance)
+    assert apo.upload.dtype == bool and apo.method == "apo"
+    assert apo.feasible == exact.feasible
+    assert not np.any(apo.upload & ~instance.upload_feasible)
+    if exact.feasible:
+        assert apo.total_energy >= exact.total_energy * (1.0 - 1e-9)
+
+
+def test_apo_is_near_the_optimum_on_typical_windows():
+    rng = np.random.default_rng(0)
+    gaps = []
+    while len(gaps) < 40:
+        instance = random_instance(50, rng)
+        exact = solve_exact(instance)
+        if exact.feasible and exact.upload.any():
+            gaps.append(solve_apo(instance).total_energy / exact.total_energy - 1.0)
+    assert np.mean(np.array(gaps) <= 0.01) >= 0.9
+
+
+def test_infeasible_uploads_are_never_chosen():
+    # The access point 400 m down the street: most images cannot meet the latency at p_max.
+    channel = Channel(ChannelConfig(access_point_x=-300.0))
+    rng = np.random.default_rng(5)
+    for _ in range(20):
+        instance = random_instance(60, rng, channel=channel)
+        assert instance.upload_feasible.mean() < 0.8
+        for solution in (solve_apo(instance), solve_exact(instance)):
+            assert not np.any(solution.upload & ~instance.upload_feasible)
+
+
+@settings(max_examples=200, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), size=st.integers(1, 40))
+def test_projection_is_the_euclidean_projection(seed, size):
+    rng = np.random.default_rng(seed)
+    gain = rng.uniform(0.05, 1.0, size)
+    gain *= rng.uniform(1.0, 3.0) / gain.sum()  # sum(gain) >= 1: the set is not empty
+    point = rng.normal(0.5, 1.5, size)
+    projected = project(point, gain, np.concatenate((gain * gain, -gain * gain)))
+    assert np.all((projected >= 0.0) & (projected <= 1.0))
+    assert gain @ projected >= 1.0 - 1e-9
+    # Obtuse-angle condition: (point - projected) . (z - projected) <= 0 for every z in the set.
+    others = rng.uniform(0.0, 1.0, (200, size))
+    others = others[others @ gain >= 1.0]
+    assert np.all((others - projected) @ (point - projected) <= 1e-9)
+
+
+def test_the_trace_shows_the_penalty_growing_and_x_settling_on_a_vertex():
+    instance = random_instance(50, np.random.default_rng(2), quality_threshold=31.0)
+    config = ApoConfig(tolerance=1e-6, max_iterations=60)
+    trace: list[ApoIterate] = []
+    solution = solve_apo(instance, config, trace=trace)
+    assert len(trace) == solution.iterations >= 2
+    assert all(b.penalty == pytest.approx(a.penalty * config.penalty_growth) for a, b in zip(trace, trace[1:]))
+    # The relaxation is linear, so the iterates settle on a vertex of the box cut by the quality
+    # constraint: at most one fractional frame (4 x (1 - x) <= 1), which rounding then decides.
+    assert trace[-1].binarity <= 1.0 / instance.candidates.sum() + 1e-12 < trace[0].binarity
+    assert all(item.objective >= item.energy for item in trace)
+
+
+def test_without_iterations_apo_still_returns_a_feasible_vector():
+    instance = random_instance(50, np.random.default_rng(4), quality_threshold=31.0)
+    solution = solve_apo(instance, ApoConfig(max_iterations=0, boundary_frames=0, swap_rounds=0))
+    assert solution.feasible and solution.iterations == 0
+
+
+@pytest.mark.parametrize("values, message", [({"penalty_growth": 0.5}, "penalty_growth: must be >= 1.0"),
+                                             ({"step": 0.0}, "step: must be >="),
+                                             ({"boundary_frames": 20}, "boundary_frames: must be <= 16")])
+def test_bad_apo_configs_are_refused(values, message):
+    with pytest.raises(ValueError, match=message):
+        ApoConfig(**values)
