@@ -1,0 +1,116 @@
+"""The on-line GSCLO policy the robot runs per camera frame: a receding window of the current frame
+and the last window - 1 frames' observations as the forecast of the next ones, solved with a chosen
+method, of which only the current frame's decision is applied (docs/gsrmr.md)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from mixed_reality.uplink.baselines import METHODS
+from mixed_reality.uplink.channel import Channel
+from mixed_reality.uplink.problem import GscloInstance
+from sim.validation import check_ranges
+
+
+@dataclass
+class UplinkPolicyConfig:
+    """The receding-window uplink policy."""
+
+    window: int = field(default=50, metadata={"range": (1, 1000)})
+    """T: frames in each GSCLO window (the current one and window - 1 forecast from the past)."""
+    latency: float = field(default=0.1, metadata={"range": (1e-3, 10.0)})
+    """Per-frame latency budget tau, seconds."""
+    quality_threshold: float = field(default=30.0, metadata={"range": (-1.0, 100.0)})
+    """Q_th: least running mean of the shown quality (PSNR dB, or SSIM), since the start or reset()."""
+    method: str = "apo"
+    """GSCLO method by name: apo, exact, or a baseline of mixed_reality.uplink.baselines.METHODS."""
+    keep_running_average: bool = True
+    """Upload the current frame whenever sending only the pose would put the running mean below Q_th
+    (and the image can be sent), whatever the window's plan relies on later."""
+    seed: int = field(default=0, metadata={"range": (0, 2**31 - 1)})
+    """Seed of the random generator that randomised methods draw from."""
+
+    def __post_init__(self) -> None:
+        check_ranges(self)
+        if self.method not in METHODS:
+            raise ValueError(f"method: must be one of {', '.join(METHODS)}, got {self.method!r}")
+
+
+@dataclass
+class FrameDecision:
+    """What to send for the current frame."""
+
+    upload: bool
+    """True: the compressed image; false: only the pose."""
+    power: float
+    """Transmit power, W."""
+    payload_bits: int
+    """Bits sent."""
+    energy: float
+    """Expected radiated energy, J."""
+    expected_quality: float
+    """Quality expected on the remote side: the image's when uploaded, the predicted render's otherwise."""
+    image_energy: float
+    """Least energy that uploading would have cost, J (inf where the image cannot meet the latency)."""
+    latency_violation: bool
+    """The payload misses the latency even at p_max (sent at p_max)."""
+    running_quality: float
+    """Mean expected quality over the frames since the start (or reset()), this one included."""
+
+
+_OBSERVATIONS = ("image_bits", "pose_bits", "gains", "image_quality", "render_quality")
+
+
+class RecedingWindowPolicy:
+    """decide() once per frame; keeps the last window - 1 observations and the running quality sum."""
+
+    def __init__(self, config: UplinkPolicyConfig, channel: Channel) -> None:
+        self.config = config
+        self.channel = channel
+        self._solve = METHODS[config.method]
+        self._rng = np.random.default_rng(config.seed)
+        self._history = np.empty((len(_OBSERVATIONS), config.window), dtype=np.float64)
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the past: the running mean and the forecast start afresh."""
+        self._stored = 0
+        self._next_slot = 0
+        self.frames = 0
+        self.quality_sum = 0.0
+
+    def decide(self, image_bits: float, pose_bits: float, gain: float, image_quality: float,
+               predicted_render_quality: float) -> FrameDecision:
+        """The current frame's upload decision and power; the frame is then counted as sent."""
+        current = np.array([image_bits, pose_bits, gain, image_quality, predicted_render_quality],
+                           dtype=np.float64)
+        self._history[:, self.config.window - 1] = current  # the last column holds the current frame
+        # The problem does not depend on frame order, so the ring buffer is used as it lies.
+        columns = np.r_[self.config.window - 1, :self._stored]
+        window = self._history[:, columns]
+        threshold = self.config.quality_threshold
+        instance = GscloInstance(*window, latency=self.config.latency, quality_threshold=threshold,
+                                 channel=self.channel,
+                                 quality_credit=self.quality_sum - self.frames * threshold)
+        upload = bool(self._solve(instance, self._rng).upload[0])
+        pose_only_mean = (self.quality_sum + predicted_render_quality) / (self.frames + 1)
+        if (self.config.keep_running_average and not upload and pose_only_mean < threshold
+                and instance.upload_feasible[0] and image_quality > predicted_render_quality):
+            upload = True
+
+        late = not upload and bool(instance.pose_late[0])
+        quality = image_quality if upload else predicted_render_quality
+        self.frames += 1
+        self.quality_sum += quality
+        if self.config.window > 1:
+            self._history[:, self._next_slot] = current
+            self._next_slot = (self._next_slot + 1) % (self.config.window - 1)
+            self._stored = min(self._stored + 1, self.config.window - 1)
+        return FrameDecision(
+            upload=upload,
+            power=float(instance.image_power[0] if upload else instance.pose_power[0]),
+            payload_bits=int(round(image_bits if upload else pose_bits)),
+            energy=float(instance.image_energy[0] if upload else instance.pose_energy[0]),
+            expected_quality=float(quality), image_energy=float(instance.image_energy[0]),
+            latency_violation=late, running_quality=self.quality_sum / self.frames)
