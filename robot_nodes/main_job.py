@@ -34,7 +34,7 @@ from robot_nodes import graph, topics
 from robot_nodes.bags import BagError, BagReader, BagTopic, adapted_qos, message_class
 from robot_nodes.bringup import Bringup, model_hint
 from robot_nodes.conversions import (msg_to_detected_objects, msg_to_ground_truth_objects, msg_to_predicted_objects,
-                                     odometry_to_se2, transform_to_se3)
+                                     odometry_to_se2, stamp_ns, transform_to_se3)
 from robot_nodes.parameters import ParameterError
 from robot_nodes.runner import StartupError
 from sim.geometry import rectangles_overlap
@@ -58,11 +58,6 @@ one). After the planner's fixes (hard corridor and heading bound, following dist
 safety slack) one CROA run had no fallback and no collision, 22 degrees off the road at most, but
 came within 0.10 m of a road user, at 0.2 s of wall time per plan. So the CROA planner is chosen
 with --planner croa."""
-
-
-def stamp_ns(stamp) -> int:
-    """A builtin_interfaces/Time as integer nanoseconds (exact, for matching stamps)."""
-    return stamp.sec * 1_000_000_000 + stamp.nanosec
 
 
 @dataclass

@@ -3,7 +3,7 @@ what they accept (a bad received message raises MalformedMessageError naming the
 from robot_nodes.conversions.errors import MalformedMessageError
 from robot_nodes.conversions.geometry import (duration_to_seconds, make_odometry, make_transform, odometry_to_se2,
                                               pose_to_se2, pose_to_se3, quaternion_to_yaw, rpy_to_quaternion,
-                                              se2_to_pose, se3_to_pose, seconds_to_duration, seconds_to_stamp,
+                                              se2_to_pose, se3_to_pose, seconds_to_duration, seconds_to_stamp, stamp_ns,
                                               stamp_to_seconds, transform_to_se3, yaw_to_quaternion)
 from robot_nodes.conversions.image import (camera_info_from_intrinsics, image_to_numpy, intrinsics_from_camera_info,
                                            numpy_to_image)
@@ -23,6 +23,6 @@ __all__ = [
     "predicted_objects_to_msg", "tracked_objects_to_msg",
     "duration_to_seconds", "make_odometry", "make_transform", "odometry_to_se2", "pose_to_se2", "pose_to_se3",
     "quaternion_to_yaw", "rpy_to_quaternion", "se2_to_pose", "se3_to_pose", "seconds_to_duration",
-    "seconds_to_stamp", "stamp_to_seconds", "transform_to_se3", "yaw_to_quaternion",
+    "seconds_to_stamp", "stamp_ns", "stamp_to_seconds", "transform_to_se3", "yaw_to_quaternion",
     "pointcloud2_to_xyzi", "xyzi_to_pointcloud2",
 ]

@@ -196,6 +196,11 @@ def stamp_to_seconds(stamp: Time) -> float:
     return _sec_nanosec_to_seconds("Time", stamp.sec, stamp.nanosec)
 
 
+def stamp_ns(stamp: Time) -> int:
+    """A builtin_interfaces/Time as integer nanoseconds (exact, for matching stamps)."""
+    return stamp.sec * _NANOSECONDS_PER_SECOND + stamp.nanosec
+
+
 def seconds_to_stamp(seconds: float) -> Time:
     """The stamp nearest (to the nanosecond) to the exact value of `seconds`."""
     sec, nanosec = _seconds_to_sec_nanosec(seconds)
