@@ -30,7 +30,8 @@ class FramePoses:
         """(speed, yaw rate) of the newest odometry."""
         self.base_frame: str | None = None
         """The odometry's child frame, once odometry has arrived."""
-        self._mounts: dict[tuple[str, str], np.ndarray] = {}
+        self._parents: dict[str, tuple[str, np.ndarray]] = {}
+        """child frame → (parent frame, pose of the child in the parent) from /tf_static."""
 
     def add_odometry(self, message: Odometry) -> bool:
         """Keep one odometry sample; True when its stamp is older than the previous one (time went
@@ -51,7 +52,20 @@ class FramePoses:
 
     def add_static(self, message: TFMessage) -> None:
         for transform in message.transforms:
-            self._mounts[(transform.header.frame_id, transform.child_frame_id)] = transform_to_se3(transform.transform)
+            self._parents[transform.child_frame_id] = (transform.header.frame_id, transform_to_se3(transform.transform))
+
+    def mount(self, parent: str, child: str) -> np.ndarray | None:
+        """The 4x4 pose of `child` in `parent` through the static transforms (a chain such as
+        base_link → camera → camera_optical), or None while /tf_static has not linked them."""
+        pose, frame = np.eye(4), child
+        for _ in range(len(self._parents) + 1):  # a bounded walk: a bad /tf_static may hold a loop
+            if frame == parent:
+                return pose
+            if frame not in self._parents:
+                return None
+            frame, link = self._parents[frame]
+            pose = link @ pose
+        return None
 
     @property
     def newest_odometry_ns(self) -> int | None:
@@ -59,8 +73,8 @@ class FramePoses:
         return self._odometry[-1][0] if self._odometry else None
 
     def has_mount(self, parent: str, child: str) -> bool:
-        """Whether /tf_static has given the pose of `child` on `parent`."""
-        return (parent, child) in self._mounts
+        """Whether /tf_static has linked `child` to `parent`."""
+        return self.mount(parent, child) is not None
 
     def pose(self, frame: str, stamp_ns: int) -> tuple[np.ndarray | None, str]:
         """The 4x4 pose of `frame` in the fixed frame at the stamp, or None and why not."""
@@ -77,7 +91,7 @@ class FramePoses:
         base_pose = planar_pose_matrix(*pose)
         if frame == self.base_frame:
             return base_pose, ""
-        mount = self._mounts.get((self.base_frame, frame))
+        mount = self.mount(self.base_frame, frame)
         if mount is None:
             return None, f"no {self.base_frame} → {frame} transform on /tf_static yet"
         return base_pose @ mount, ""
