@@ -33,7 +33,7 @@ class ApoConfig:
     max_iterations: int = field(default=40, metadata={"range": (0, 10000)})
     """Most penalty iterations (0: ranking initialisation and local improvement only)."""
     tolerance: float = field(default=1e-3, metadata={"range": (0.0, 1.0)})
-    """Stop when no x moved more than this, or when every x is within it of 0 or 1."""
+    """Stop when no x moved more than this, or when sum x(1 - x) is below it (x binary)."""
     boundary_frames: int = field(default=8, metadata={"range": (0, 16)})
     """Frames at the rounding boundary re-decided exactly (all 2^n choices) after rounding: the
     uploads with the worst and the pose-only frames with the best energy per quality (0: off)."""
@@ -58,33 +58,40 @@ class ApoIterate:
     """Mean of 4 x(1 - x): 0 when every x is 0 or 1, 1 when all are 1/2."""
 
 
-def project(point: np.ndarray, gain: np.ndarray, slope_change: np.ndarray) -> np.ndarray:
-    """Euclidean projection of `point` onto {x in [0, 1]^n : gain . x >= 1} (gain > 0, sum(gain) >= 1).
+class CoverProjection:
+    """Euclidean projection onto {x in [0, 1]^n : gain . x >= 1} (gain > 0, sum(gain) >= 1).
 
-    The solution is clip(point + lam gain, 0, 1) with the least lam >= 0 meeting the constraint; gain . x
-    is piecewise linear in lam with breakpoints where an element leaves 0 or reaches 1, so one sort of
-    the breakpoints and a cumulative sum give lam exactly. slope_change: (gain^2, -gain^2) concatenated.
+    The projection of p is clip(p + lam gain, 0, 1) with the least lam >= 0 meeting the constraint;
+    gain . x is piecewise linear in lam, with breakpoints where an element leaves 0 or reaches 1, so
+    one sort of the breakpoints and a cumulative sum of the slopes give lam exactly.
     """
-    clipped = point.clip(0.0, 1.0)
-    if gain @ clipped >= 1.0:
-        return clipped
-    leave_zero = -point / gain
-    breakpoints = np.concatenate((leave_zero, leave_zero + 1.0 / gain))
-    order = breakpoints.argsort()
-    breakpoints = breakpoints[order]
-    slope = slope_change[order].cumsum()
-    covered = np.empty_like(breakpoints)
-    covered[0] = 0.0
-    (slope[:-1] * (breakpoints[1:] - breakpoints[:-1])).cumsum(out=covered[1:])
-    segment = covered.searchsorted(1.0) - 1
-    multiplier = breakpoints[segment] + (1.0 - covered[segment]) / slope[segment]
-    return (point + multiplier * gain).clip(0.0, 1.0)
+
+    def __init__(self, gain: np.ndarray) -> None:
+        self.gain = gain
+        self.inverse_gain = 1.0 / gain
+        self.negative_inverse_gain = -self.inverse_gain
+        self.slope_change = np.concatenate((gain * gain, -gain * gain))
+        self.covered = np.zeros(2 * len(gain))
+
+    def __call__(self, point: np.ndarray) -> np.ndarray:
+        leave_zero = point * self.negative_inverse_gain
+        breakpoints = np.concatenate((leave_zero, leave_zero + self.inverse_gain))
+        order = breakpoints.argsort()
+        breakpoints = breakpoints[order]
+        slope = self.slope_change[order].cumsum()
+        covered = self.covered  # covered[0] stays 0: below every breakpoint nothing is covered
+        (slope[:-1] * (breakpoints[1:] - breakpoints[:-1])).cumsum(out=covered[1:])
+        # Clamped for a sum(gain) a rounding error short of 1: the last segment's slope is > 0.
+        segment = min(covered.searchsorted(1.0), len(covered) - 1) - 1
+        # The lam where gain . x reaches 1, or 0 where clip(point) already meets the constraint.
+        multiplier = max(breakpoints[segment] + (1.0 - covered[segment]) / slope[segment], 0.0)
+        return (point + multiplier * self.gain).clip(0.0, 1.0)
 
 
 def solve_apo(instance: GscloInstance, config: ApoConfig = ApoConfig(),
               trace: list[ApoIterate] | None = None) -> UplinkSolution:
     """A feasible binary switching vector whenever one exists (see `trivial_upload` otherwise).
-    `trace`, when given, receives one ApoIterate per penalty iteration."""
+    `trace`, when given, receives an ApoIterate for the ranking start and one per penalty iteration."""
     started = time.perf_counter()
     upload = trivial_upload(instance)
     iterations = 0
@@ -93,7 +100,9 @@ def solve_apo(instance: GscloInstance, config: ApoConfig = ApoConfig(),
         extra_energy = instance.extra_energy[frames]
         energy_scale = extra_energy.sum() / len(frames)
         cost = extra_energy / energy_scale
-        gain = instance.quality_gain[frames] / instance.required_gain
+        gain = instance.quality_gain[frames]
+        # Within QUALITY_TOLERANCE, uploading every candidate may be what is needed and a little short.
+        gain = gain / min(instance.required_gain, gain.sum())
         rank = (cost / gain).argsort()
         chosen = _cheapest_cover(rank, np.zeros(len(frames), dtype=bool), gain)
         relaxed, iterations = _penalty_iterations(chosen.astype(np.float64), cost, gain, config, trace,
@@ -111,29 +120,37 @@ def solve_apo(instance: GscloInstance, config: ApoConfig = ApoConfig(),
 def _penalty_iterations(x: np.ndarray, cost: np.ndarray, gain: np.ndarray, config: ApoConfig,
                         trace: list[ApoIterate] | None, base_energy: float, energy_scale: float):
     """(relaxed x, iterations) of the accelerated proximal DC iterations from x."""
-    slope_change = np.concatenate((gain * gain, -gain * gain))
-    previous = x
+    project = CoverProjection(gain)
+    step_cost = config.step * cost
+    movement = np.zeros_like(x)
     momentum = 1.0
     penalty = config.initial_penalty
     iterations = 0
+    if trace is not None:
+        _record(trace, x, cost, penalty, base_energy, energy_scale)
     for iterations in range(1, config.max_iterations + 1):
         next_momentum = 0.5 * (1.0 + math.sqrt(1.0 + 4.0 * momentum * momentum))
-        extrapolated = x + ((momentum - 1.0) / next_momentum) * (x - previous)
-        # Tangent of the concave penalty at the extrapolated point: a majoriser, so the step is a
-        # projected gradient step of cost . x + penalty * (linearised sum x(1 - x)).
-        step = cost + penalty * (1.0 - 2.0 * extrapolated)
-        previous, x = x, project(extrapolated - config.step * step, gain, slope_change)
+        extrapolated = x + ((momentum - 1.0) / next_momentum) * movement
+        # Tangent of the concave penalty at the extrapolated point y (a majoriser), so the step is a
+        # projected gradient step y - step (cost + penalty (1 - 2 y)), grouped to spare array passes.
+        scaled_penalty = config.step * penalty
+        new_x = project(extrapolated * (1.0 + 2.0 * scaled_penalty) - (step_cost + scaled_penalty))
+        movement = new_x - x
+        x = new_x
         if trace is not None:
-            spread = float(x @ (1.0 - x))
-            energy = base_energy + energy_scale * float(cost @ x)
-            trace.append(ApoIterate(penalty, energy + energy_scale * penalty * spread, energy,
-                                    4.0 * spread / len(x)))
-        if (abs(x - 0.5).min() >= 0.5 - config.tolerance
-                or abs(x - previous).max() <= config.tolerance):
+            _record(trace, x, cost, penalty, base_energy, energy_scale)
+        if x @ (1.0 - x) <= config.tolerance or abs(movement).max() <= config.tolerance:
             break
         momentum = next_momentum
         penalty *= config.penalty_growth
     return x, iterations
+
+
+def _record(trace: list[ApoIterate], x: np.ndarray, cost: np.ndarray, penalty: float, base_energy: float,
+            energy_scale: float) -> None:
+    spread = float(x @ (1.0 - x))
+    energy = base_energy + energy_scale * float(cost @ x)
+    trace.append(ApoIterate(penalty, energy + energy_scale * penalty * spread, energy, 4.0 * spread / len(x)))
 
 
 def _cheapest_cover(rank: np.ndarray, chosen: np.ndarray, gain: np.ndarray) -> np.ndarray:
