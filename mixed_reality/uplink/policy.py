@@ -60,6 +60,7 @@ class FrameDecision:
 
 
 _OBSERVATIONS = ("image_bits", "pose_bits", "gains", "image_quality", "render_quality")
+"""GscloInstance fields kept per frame, in the order of the history's rows."""
 
 
 class RecedingWindowPolicy:
@@ -88,9 +89,9 @@ class RecedingWindowPolicy:
         self._history[:, self.config.window - 1] = current  # the last column holds the current frame
         # The problem does not depend on frame order, so the ring buffer is used as it lies.
         columns = np.r_[self.config.window - 1, :self._stored]
-        window = self._history[:, columns]
+        window = dict(zip(_OBSERVATIONS, self._history[:, columns]))
         threshold = self.config.quality_threshold
-        instance = GscloInstance(*window, latency=self.config.latency, quality_threshold=threshold,
+        instance = GscloInstance(**window, latency=self.config.latency, quality_threshold=threshold,
                                  channel=self.channel,
                                  quality_credit=self.quality_sum - self.frames * threshold)
         upload = bool(self._solve(instance, self._rng).upload[0])

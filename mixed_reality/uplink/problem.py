@@ -17,8 +17,14 @@ feasible: above HiGHS's feasibility tolerances (1e-6 of the required gain), far 
 
 @dataclass
 class GscloInstance:
-    """One window of T frames. Arrays are (T,); pose_bits may be a scalar. Derived per-frame energies
-    and feasibility are computed once, on construction."""
+    """One window of T frames. Arrays are (T,); pose_bits may be a scalar.
+
+    Derived on construction, per frame (T,): image_power, image_energy (least power meeting the
+    latency and its energy, energy +inf where that power exceeds p_max), pose_power, pose_energy
+    (at p_max where even the pose is late), pose_late, upload_feasible, quality_gain (Delta Q_t =
+    Q^img_t - Q^gs_t), candidates (upload feasible and Delta Q_t > 0: the only frames worth
+    uploading); and required_gain G, the sum of Delta Q over the uploads that the constraint needs.
+    """
 
     image_bits: np.ndarray
     """Compressed image size I_t, bits."""
@@ -65,15 +71,12 @@ class GscloInstance:
         self.image_power, self.image_energy, image_late = self._least_energy(self.image_bits)
         self.pose_power, self.pose_energy, self.pose_late = self._least_energy(self.pose_bits)
         self.upload_feasible = ~image_late
-        """Frames whose image can be sent within the latency at p_max."""
         self.image_energy = np.where(self.upload_feasible, self.image_energy, np.inf)
         self.quality_gain = self.image_quality - self.render_quality
-        """Delta Q_t: quality added by uploading frame t."""
         self.required_gain = (self.frames * self.quality_threshold - self.render_quality.sum()
                               - self.quality_credit)
-        """Sum of Delta Q over the uploaded frames that the constraint needs."""
+        # Uploading any other frame is impossible, or adds energy and no quality.
         self.candidates = self.upload_feasible & (self.quality_gain > 0.0)
-        """Frames worth considering: uploading the others is impossible or adds energy and no quality."""
 
     @property
     def frames(self) -> int:
@@ -133,6 +136,7 @@ class UplinkSolution:
 
     @property
     def upload_count(self) -> int:
+        """Frames uploaded."""
         return int(self.upload.sum())
 
 

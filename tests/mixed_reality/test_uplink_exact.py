@@ -1,4 +1,6 @@
 """The exact solver (HiGHS at zero gap) against enumeration of every switching vector on small windows."""
+import dataclasses
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -28,9 +30,7 @@ def instance_from(seed: int, frames: int, level: float) -> GscloInstance:
     instance = random_instance(frames, rng)
     low = instance.render_quality.mean()
     high = np.maximum(instance.image_quality, instance.render_quality).mean()
-    instance.quality_threshold = low + level * (high - low)
-    instance.__post_init__()
-    return instance
+    return dataclasses.replace(instance, quality_threshold=low + level * (high - low))
 
 
 @settings(max_examples=150, deadline=None)
