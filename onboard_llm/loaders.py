@@ -61,6 +61,22 @@ def load_model(path: str | Path, tokenizer_path: str | Path | None = None) -> tu
     raise ModelFileError(f"{path}: unknown model kind; give a .gguf file, a llama2.c .bin or a Hugging Face folder")
 
 
+def load_tokenizer(path: str | Path, tokenizer_path: str | Path | None = None) -> Tokenizer:
+    """Only the tokenizer of a checkpoint that load_model reads (without dequantizing its weights)."""
+    import gguf
+
+    path = Path(path)
+    if path.is_dir():
+        return Tokenizer.from_huggingface(path)
+    if path.suffix == ".gguf":
+        _require_file(path, "GGUF model file")
+        try:
+            return Tokenizer.from_gguf_fields(gguf.GGUFReader(path).fields)
+        except (ValueError, OSError, struct.error, IndexError, KeyError) as error:
+            raise ModelFileError(f"{path}: not a readable GGUF file ({error}); download or reinstall it") from None
+    return Tokenizer.from_llama2c(Path(tokenizer_path) if tokenizer_path else path.with_name("tok512.bin"))
+
+
 def _require_file(path: Path, what: str) -> None:
     if not path.is_file():
         raise ModelFileError(f"{path}: {what} not found")
@@ -78,7 +94,7 @@ def load_gguf(path: str | Path) -> tuple[LlamaWeights, Tokenizer]:
         fields = {name: field.contents() for name, field in reader.fields.items()
                   if not name.startswith("tokenizer.ggml.")}
         tokenizer = Tokenizer.from_gguf_fields(reader.fields)
-    except (ValueError, OSError, struct.error, IndexError) as error:
+    except (ValueError, OSError, struct.error, IndexError, KeyError) as error:
         raise ModelFileError(f"{path}: not a readable GGUF file ({error}); download or reinstall it") from None
     if fields.get("general.architecture") != "llama":
         raise ModelFileError(f"{path}: architecture {fields.get('general.architecture')!r} is not llama")

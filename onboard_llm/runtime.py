@@ -9,7 +9,7 @@ import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import onnxruntime
@@ -83,9 +83,10 @@ class OnnxLlm:
         return logits[0], present
 
     def generate(self, prompt_ids: Sequence[int], max_new_tokens: int, stop_ids: frozenset[int] = frozenset(),
-                 cancelled: Callable[[], bool] = lambda: False) -> Iterator[Generation]:
-        """Greedy decoding; yields the growing Generation after every token. A stop token ends it
-        without being added; `cancelled()` is checked before every step."""
+                 cancelled: Callable[[], bool] = lambda: False,
+                 on_token: Callable[[Generation], None] | None = None) -> Generation:
+        """Greedy decoding; `on_token(generation)` after every new token. A stop token ends it without
+        being added; `cancelled()` is checked before every decode step."""
         if len(prompt_ids) + max_new_tokens > self.config.context_length:
             raise ValueError(f"{len(prompt_ids)} prompt + {max_new_tokens} new tokens exceed the context of "
                              f"{self.config.context_length}")
@@ -101,13 +102,15 @@ class OnnxLlm:
             else:
                 stats.decode_time = now - start - stats.time_to_first_token
             if token in stop_ids:
-                return
+                break
             generation.tokens.append(token)
             stats.generated_tokens += 1
-            yield generation
+            if on_token is not None:
+                on_token(generation)
             if step + 1 == max_new_tokens:
-                return
+                break
             if cancelled():
                 stats.cancelled = True
-                return
+                break
             logits, past = self.forward([token], past)
+        return generation

@@ -61,7 +61,8 @@ class Tokenizer:
         if model != "gpt2":
             raise ModelFileError(f"tokenizer model {model!r} in the GGUF metadata is not supported (byte-level BPE, 'gpt2', is)")
         tokens = fields["tokenizer.ggml.tokens"].contents()
-        merges = [tuple(merge.split(" ", 1)) for merge in fields["tokenizer.ggml.merges"].contents()]
+        merges = [tuple(merge.split(" ", 1)) for merge in
+                  (fields["tokenizer.ggml.merges"].contents() if "tokenizer.ggml.merges" in fields else [])]
         types = fields["tokenizer.ggml.token_type"].contents()
         special = [token for token, kind in zip(tokens, types) if kind == CONTROL_TOKEN_TYPE]
 
