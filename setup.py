@@ -13,6 +13,7 @@ NODES = {
     "lidar_detector": "robot_nodes.lidar_detector:main",
     "trajectory_predictor": "robot_nodes.trajectory_predictor:main",
     "croa_planner": "robot_nodes.croa_planner:main",
+    "onboard_llm": "robot_nodes.onboard_llm:main",
 }
 COMMANDS = {
     "bringup": "robot_nodes.bringup:main",
@@ -24,6 +25,7 @@ COMMANDS = {
     "evaluate-predictor": "evaluation.prediction_report:main",
     "evaluate-tracker": "evaluation.tracking_report:main",
     "evaluate-croa": "evaluation.croa_report:main",
+    "build-llm-variants": "onboard_llm.variants:main",
 }
 
 setup(
