@@ -241,6 +241,15 @@ class World:
         rgb, depth, object_ids = self._camera.render(self._raycaster_now(), self.ego_pose)
         return CameraFrame(rgb, depth, object_ids, self.time)
 
+    def static_camera_frame(self, ego_pose: tuple[float, float, float], camera: Camera | None = None) -> CameraFrame:
+        """A frame of `camera` (default: the world's) with base_link at ego_pose (x, y, yaw) in map,
+        seeing only what never moves: scenery, parked and staged objects, no traffic or pedestrians
+        (a mapping drive of the static world). The next sensor call puts the agents back."""
+        self._raycaster.set_dynamic(TriangleSoup.empty(), BoxSet.empty())
+        self._dynamic_stale = True
+        rgb, depth, object_ids = (camera or self._camera).render(self._raycaster, ego_pose)
+        return CameraFrame(rgb, depth, object_ids, self.time)
+
     # --- ground truth --------------------------------------------------------------------------
 
     def _object_ids(self) -> list[int]:
