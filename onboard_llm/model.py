@@ -84,11 +84,20 @@ def _linear(weight: torch.Tensor) -> nn.Linear:
     return layer
 
 
-def rotate_pairs(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """RoPE on adjacent feature pairs; x [batch, heads, tokens, head_dim], cos/sin [tokens, head_dim / 2]."""
-    pairs = x.reshape(x.shape[0], x.shape[1], x.shape[2], -1, 2)
-    even, odd = pairs[..., 0], pairs[..., 1]
-    return torch.stack((even * cos - odd * sin, even * sin + odd * cos), dim=-1).flatten(-2)
+def pair_rotation(head_dim: int) -> torch.Tensor:
+    """R with (x @ R)[2i] = −x[2i+1] and (x @ R)[2i+1] = x[2i]: RoPE's quarter turn of each adjacent pair
+    as one small MatMul (fewer graph nodes per step than slicing and stacking the pairs)."""
+    rotation = torch.zeros(head_dim, head_dim)
+    index = torch.arange(0, head_dim, 2)
+    rotation[index + 1, index] = -1.0
+    rotation[index, index + 1] = 1.0
+    return rotation
+
+
+def rotate_pairs(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, rotation: torch.Tensor) -> torch.Tensor:
+    """RoPE on adjacent feature pairs; x [..., tokens, head_dim], cos/sin [tokens, head_dim] (each pair's
+    angle repeated for both of its features)."""
+    return x * cos + (x @ rotation) * sin
 
 
 class Block(nn.Module):
@@ -100,20 +109,22 @@ class Block(nn.Module):
         self.ffn_norm = RMSNorm(weights["ffn_norm"], config.norm_eps)
         self.w_gate, self.w_up, self.w_down = (_linear(weights[name]) for name in ("w_gate", "w_up", "w_down"))
 
-    def forward(self, x, cos, sin, mask, past_key, past_value):
+    def forward(self, x, cos, sin, rotation, mask, past_key, past_value):
         config = self.config
         batch, tokens, _ = x.shape
+        group = config.n_heads // config.n_kv_heads
         h = self.attn_norm(x)
-        q = self.wq(h).view(batch, tokens, config.n_heads, config.head_dim).transpose(1, 2)
+        # Queries as [batch, kv_heads, group, tokens, head_dim]: each group attends to its one KV head by
+        # broadcasting, without copying the cache group times.
+        q = self.wq(h).view(batch, tokens, config.n_kv_heads, group, config.head_dim).permute(0, 2, 3, 1, 4)
         k = self.wk(h).view(batch, tokens, config.n_kv_heads, config.head_dim).transpose(1, 2)
         v = self.wv(h).view(batch, tokens, config.n_kv_heads, config.head_dim).transpose(1, 2)
-        q, k = rotate_pairs(q, cos, sin), rotate_pairs(k, cos, sin)
+        q, k = rotate_pairs(q, cos, sin, rotation), rotate_pairs(k, cos, sin, rotation)
         key = torch.cat((past_key, k), dim=2)
         value = torch.cat((past_value, v), dim=2)
-        group = config.n_heads // config.n_kv_heads
-        scores = q @ key.repeat_interleave(group, dim=1).transpose(2, 3) * config.head_dim ** -0.5
-        attention = torch.softmax(scores + mask, dim=-1) @ value.repeat_interleave(group, dim=1)
-        x = x + self.wo(attention.transpose(1, 2).reshape(batch, tokens, config.dim))
+        scores = q @ key.unsqueeze(2).transpose(3, 4) * config.head_dim ** -0.5
+        attention = torch.softmax(scores + mask, dim=-1) @ value.unsqueeze(2)
+        x = x + self.wo(attention.permute(0, 3, 1, 2, 4).reshape(batch, tokens, config.dim))
         h = self.ffn_norm(x)
         x = x + self.w_down(nn.functional.silu(self.w_gate(h)) * self.w_up(h))
         return x, key, value
@@ -134,8 +145,9 @@ class LlamaModel(nn.Module):
         self.output = _linear(weights.output)
         inverse = 1.0 / config.rope_theta ** (torch.arange(0, config.head_dim, 2).double() / config.head_dim)
         angles = torch.outer(torch.arange(config.context_length).double(), inverse)
-        self.register_buffer("cos", angles.cos().float(), persistent=False)
-        self.register_buffer("sin", angles.sin().float(), persistent=False)
+        self.register_buffer("cos", angles.cos().float().repeat_interleave(2, dim=1), persistent=False)
+        self.register_buffer("sin", angles.sin().float().repeat_interleave(2, dim=1), persistent=False)
+        self.register_buffer("rotation", pair_rotation(config.head_dim), persistent=False)
 
     def empty_cache(self) -> list[torch.Tensor]:
         shape = (1, self.config.n_kv_heads, 0, self.config.head_dim)
@@ -153,7 +165,7 @@ class LlamaModel(nn.Module):
         for index, block in enumerate(self.blocks):
             if hidden_states is not None:
                 hidden_states.append(x)
-            x, key, value = block(x, cos, sin, mask, past[2 * index], past[2 * index + 1])
+            x, key, value = block(x, cos, sin, self.rotation, mask, past[2 * index], past[2 * index + 1])
             presents += [key, value]
         if hidden_states is not None:
             hidden_states.append(x)

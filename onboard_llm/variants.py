@@ -61,10 +61,14 @@ def cache_folder(model_path: Path, cache_root: Path = DEFAULT_CACHE) -> Path:
     return cache_root / model_path.stem
 
 
+PROJECTION_NODE = re.compile(r"/(blocks\.\d+/(wq|wk|wv|wo|w_gate|w_up|w_down)|output)/MatMul$")
+"""Exported names of the weight MatMuls (nn.Linear layers); RoPE's constant pair rotation and the
+attention products are not weights to quantize."""
+
+
 def weight_matmuls(model: onnx.ModelProto) -> list[onnx.NodeProto]:
-    """MatMul nodes whose second input is a weight (initializer), not an activation (q·kᵀ, attention·v)."""
-    initializers = {initializer.name for initializer in model.graph.initializer}
-    return [node for node in model.graph.node if node.op_type == "MatMul" and node.input[1] in initializers]
+    """The projection MatMuls still in float (not yet quantized)."""
+    return [node for node in model.graph.node if node.op_type == "MatMul" and PROJECTION_NODE.search(node.name)]
 
 
 def quantize_int8(fp32_path: Path, output: Path) -> None:
@@ -176,8 +180,7 @@ exported block. Returns how the blocks were made."""
     repacked = 0
     if gguf_path is not None and gguf_path.suffix == ".gguf":
         repacked = repack_gguf_q4(model, gguf_path, list(kept_layers), accuracy_level)
-    # The Q4_1 minima terms stay float32: they are tiny ([K/32, N]) and exact.
-    remaining = [node.name for node in weight_matmuls(model) if not node.name.endswith("_minima")]
+    remaining = [node.name for node in weight_matmuls(model)]  # the Q4_1 minima terms stay float32: tiny and exact
     head = [name for name in remaining if name.endswith("/output/MatMul")]
     for bits, names in ((4, [name for name in remaining if name not in head]), (8, head)):
         if names:
