@@ -33,6 +33,21 @@ def threshold_switching(instance: GscloInstance, predicted_render_quality, thres
     return evaluate(instance, upload, method="threshold", solve_time=time.perf_counter() - started)
 
 
+def least_sufficient_threshold(instance: GscloInstance) -> float:
+    """The lowest render-quality threshold at which threshold switching meets the window's quality
+    constraint: the worst-rendered candidate frames are uploaded first, whatever they cost (the
+    content-only rule GSCLO is compared with). +inf when even every candidate falls short."""
+    candidates = np.flatnonzero(instance.candidates)
+    order = candidates[np.argsort(instance.render_quality[candidates], kind="stable")]
+    gained = np.cumsum(instance.quality_gain[order])
+    if instance.required_gain <= 0.0:
+        return -np.inf
+    enough = np.flatnonzero(gained >= instance.required_gain)
+    if not len(enough):
+        return np.inf
+    return float(np.nextafter(instance.render_quality[order[enough[0]]], np.inf))
+
+
 def random_switching(instance: GscloInstance, upload_count: int, rng: np.random.Generator) -> UplinkSolution:
     """`upload_count` uploads (at most the feasible frames) on frames drawn uniformly among the feasible."""
     started = time.perf_counter()
@@ -56,9 +71,9 @@ METHODS: dict[str, Method] = {
     "exact": lambda instance, rng: solve_exact(instance),
     "always_upload": lambda instance, rng: always_upload(instance),
     "never_upload": lambda instance, rng: never_upload(instance),
-    # The instance's render quality serves as the prediction and Q_th as the threshold.
+    # The instance's render quality serves as the prediction, at the least threshold that meets Q_th.
     "threshold": lambda instance, rng: threshold_switching(instance, instance.render_quality,
-                                                           instance.quality_threshold),
+                                                           least_sufficient_threshold(instance)),
     # As many uploads as APO chooses, on random frames.
     "random": lambda instance, rng: random_switching(instance, solve_apo(instance).upload_count, rng),
     # APO's switching vector, sent at p_max instead of the least power.

@@ -2,8 +2,8 @@
 import numpy as np
 import pytest
 
-from mixed_reality.uplink.baselines import (METHODS, always_upload, fixed_max_power, never_upload,
-                                            random_switching, threshold_switching)
+from mixed_reality.uplink.baselines import (METHODS, always_upload, fixed_max_power, least_sufficient_threshold,
+                                            never_upload, random_switching, threshold_switching)
 from mixed_reality.uplink.problem import random_instance
 
 
@@ -55,3 +55,13 @@ def test_threshold_switching_uploads_where_the_prediction_is_poor(instances):
     assert np.array_equal(always_upload(instance).upload, threshold_switching(instance, instance.render_quality,
                                                                               100.0).upload)
     assert never_upload(instance).mean_quality == pytest.approx(instance.render_quality.mean())
+
+
+def test_the_threshold_method_uses_the_least_threshold_that_meets_the_constraint(instances):
+    for instance in instances:
+        if not instance.has_feasible_solution or instance.required_gain <= 0.0:
+            continue
+        threshold = least_sufficient_threshold(instance)
+        assert METHODS["threshold"](instance, np.random.default_rng(0)).feasible
+        lower = threshold_switching(instance, instance.render_quality, np.nextafter(threshold, -np.inf))
+        assert not lower.feasible
