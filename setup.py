@@ -26,6 +26,7 @@ COMMANDS = {
     "evaluate-tracker": "evaluation.tracking_report:main",
     "evaluate-croa": "evaluation.croa_report:main",
     "build-llm-variants": "onboard_llm.variants:main",
+    "build-gaussian-scene": "training.gaussian_scene:main",
 }
 
 setup(
