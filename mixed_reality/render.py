@@ -318,6 +318,7 @@ class GaussianRenderer:
     def _rasterize(self, view: _View, means: torch.Tensor, covariances: torch.Tensor, opacities: torch.Tensor,
                    colors: torch.Tensor) -> RenderTensors:
         config, device = self.config, self.device
+        differentiable = torch.is_grad_enabled()
         tile = config.tile_size
         tiles_x, tiles_y = math.ceil(view.width / tile), math.ceil(view.height / tile)
         pixels = tile * tile
@@ -376,13 +377,22 @@ class GaussianRenderer:
             occupied_pairs = tile_pairs[occupied]
             occupied_first = torch.cumsum(occupied_pairs, 0) - occupied_pairs
             pair_first = torch.repeat_interleave(occupied_first, occupied_pairs)
-            # Sums over each occupied tile's pairs as one sparse product: rows are tiles, columns pairs.
-            row_starts = torch.cat([occupied_first, torch.full((1,), len(pair_tile), device=device)])
-            with warnings.catch_warnings():  # torch warns once that CSR support is in beta
-                warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta", category=UserWarning)
-                tile_sum = torch.sparse_csr_tensor(row_starts, torch.arange(len(pair_tile), device=device),
-                                                   torch.ones(len(pair_tile), device=device),
-                                                   size=(len(occupied), len(pair_tile)), check_invariants=False)
+            if differentiable:
+                # index_add's backward is a gather; the sparse product's sorts the matrix every time.
+                pair_occupied = torch.repeat_interleave(torch.arange(len(occupied), device=device), occupied_pairs)
+
+                def tile_sum(values: torch.Tensor) -> torch.Tensor:
+                    return values.new_zeros((len(occupied),) + values.shape[1:]).index_add(0, pair_occupied, values)
+            else:
+                # Sums over each occupied tile's pairs as one sparse product: rows are tiles, columns pairs.
+                row_starts = torch.cat([occupied_first, torch.full((1,), len(pair_tile), device=device)])
+                with warnings.catch_warnings():  # torch warns once that CSR support is in beta
+                    warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta",
+                                            category=UserWarning)
+                    tile_sum = torch.sparse_csr_tensor(row_starts, torch.arange(len(pair_tile), device=device),
+                                                       torch.ones(len(pair_tile), device=device),
+                                                       size=(len(occupied), len(pair_tile)),
+                                                       check_invariants=False).__matmul__
             offsets_v, offsets_u = torch.meshgrid(torch.arange(tile, device=device, dtype=torch.float32),
                                                   torch.arange(tile, device=device, dtype=torch.float32), indexing="ij")
             offsets_u, offsets_v = offsets_u.reshape(-1), offsets_v.reshape(-1)
@@ -407,14 +417,14 @@ class GaussianRenderer:
         # tile's total, so the running sum stays small (float32 keeps its precision), and the value
         # at each tile's first pair is subtracted, which removes what rounding left over.
         log_transmittance = torch.log1p(-alpha)
-        tile_totals = tile_sum @ log_transmittance
+        tile_totals = tile_sum(log_transmittance)
         reset = log_transmittance.index_add(0, occupied_first[1:], -tile_totals[:-1])
         running = torch.cumsum(reset, 0) - log_transmittance
         weights = alpha * torch.exp(running - running[pair_first])
 
         # Colour and depth sums per tile pixel, one channel at a time (each product stays small).
         features = torch.cat([colors, depth[:, None]], dim=1)[pair_gaussian]
-        sums = torch.stack([tile_sum @ (weights * features[:, channel, None]) for channel in range(4)], dim=2)
+        sums = torch.stack([tile_sum(weights * features[:, channel, None]) for channel in range(4)], dim=2)
         remaining = torch.exp(tile_totals)
         occupied_values = torch.cat([sums[:, :, :3] + remaining[:, :, None] * self.background,
                                      1.0 - remaining[:, :, None], sums[:, :, 3:]], dim=2)
