@@ -38,7 +38,7 @@ from perception.model_files import ModelFileError
 
 VARIANTS = ("fp32", "int8", "int4", "int4_pruned")
 """Every variant this module builds, in order of build."""
-BUILDER_VERSION = 1
+BUILDER_VERSION = 2
 """Bumped when the build changes what the files contain; older caches are rebuilt."""
 INT4_BLOCK_SIZE = 32
 INT4_ACCURACY_LEVELS = (1, 4)
@@ -184,10 +184,11 @@ exported block. Returns how the blocks were made."""
     head = [name for name in remaining if name.endswith("/output/MatMul")]
     for bits, names in ((4, [name for name in remaining if name not in head]), (8, head)):
         if names:
-            # nodes_to_include only adds to the MatMul op type; excluding the others is what restricts it.
+            # The quantizer takes every MatMul with a constant input (nodes_to_include only adds to that), so
+            # everything else is excluded: the other pass's projections, the exact Q4_1 minima terms, RoPE.
+            others = [node.name for node in model.graph.node if node.op_type == "MatMul" and node.name not in names]
             quantizer = MatMulNBitsQuantizer(model, bits=bits, block_size=INT4_BLOCK_SIZE, is_symmetric=False,
-                                             accuracy_level=accuracy_level,
-                                             nodes_to_exclude=[name for name in remaining if name not in names])
+                                             accuracy_level=accuracy_level, nodes_to_exclude=others)
             quantizer.process()
             model = quantizer.model.model
     onnx.save(model, str(output))
