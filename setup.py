@@ -14,6 +14,8 @@ NODES = {
     "trajectory_predictor": "robot_nodes.trajectory_predictor:main",
     "croa_planner": "robot_nodes.croa_planner:main",
     "onboard_llm": "robot_nodes.onboard_llm:main",
+    "gsrmr_uplink": "robot_nodes.gsrmr_uplink:main",
+    "mr_server": "robot_nodes.mr_server:main",
 }
 COMMANDS = {
     "bringup": "robot_nodes.bringup:main",
@@ -27,6 +29,7 @@ COMMANDS = {
     "evaluate-croa": "evaluation.croa_report:main",
     "build-llm-variants": "onboard_llm.variants:main",
     "build-gaussian-scene": "training.gaussian_scene:main",
+    "evaluate-gsrmr": "evaluation.gsrmr_report:main",
 }
 
 setup(

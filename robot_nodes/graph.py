@@ -134,6 +134,34 @@ def bag_player(bag: str, rate: float = 1.0, loop: bool = False, topic_names: lis
         parameters={"bag": bag, "rate": rate, "loop": loop, **({"topics": list(topic_names)} if topic_names else {})})
 
 
+def gsrmr_uplink(scene: str) -> NodeSpec:
+    """The robot side of the mixed-reality uplink on the contract's camera, with the Gaussian-splatting scene file."""
+    return NodeSpec(
+        name="gsrmr_uplink", executable="gsrmr_uplink", node_class="robot_nodes.gsrmr_uplink:GsrmrUplinkNode",
+        remappings=(("~/input/image", topics.CAMERA_IMAGE), ("~/input/camera_info", topics.CAMERA_INFO),
+                    ("~/input/odometry", topics.ODOMETRY), ("~/input/tf_static", topics.TF_STATIC),
+                    ("~/output/decision", topics.UPLINK_DECISION), ("~/output/uplink", topics.UPLINK_IMAGE),
+                    ("~/output/pose", topics.UPLINK_POSE), ("~/output/camera_info", topics.UPLINK_CAMERA_INFO)),
+        parameters={"use_sim_time": True, "model_path": scene})
+
+
+def mr_server(scene: str, evaluate: bool = True) -> NodeSpec:
+    """The remote side: shows uploads or renders the scene at the sent poses; with `evaluate`, scores
+    every shown frame against the contract's camera image."""
+    return NodeSpec(
+        name="mr_server", executable="mr_server", node_class="robot_nodes.mr_server:MrServerNode",
+        remappings=(("~/input/uplink", topics.UPLINK_IMAGE), ("~/input/pose", topics.UPLINK_POSE),
+                    ("~/input/camera_info", topics.UPLINK_CAMERA_INFO), ("~/input/true_image", topics.CAMERA_IMAGE),
+                    ("~/output/stream", topics.MR_STREAM), ("~/output/quality", topics.MR_STREAM_QUALITY)),
+        parameters={"use_sim_time": True, "model_path": scene, "evaluate": evaluate})
+
+
+MIXED_REALITY_OUTPUTS = (topics.UPLINK_DECISION, topics.UPLINK_IMAGE, topics.UPLINK_POSE, topics.UPLINK_CAMERA_INFO,
+                         topics.MR_STREAM_QUALITY)
+"""What the mixed-reality nodes publish that a run records (not the shown stream: it is the camera's
+images again, at a quarter of the pixels)."""
+
+
 PLANNER_OUTPUTS = (topics.PLANNED_PATH, topics.CROA_PLANNER_MARKERS, topics.CROA_PLANNER_STATUS)
 """Topics the CROA planner publishes on the contract besides /cmd_vel."""
 
@@ -152,16 +180,21 @@ def simulation_graph(scenario: str | None = None, seed: int | None = None, real_
                      wait_for_subscribers: float | None = None, detector: bool = True,
                      detector_model: str | None = None, predictor: bool = True,
                      predictor_model: str | None = None, planner: str = "lane_keeping",
-                     planning_rate: float | None = None) -> list[NodeSpec]:
+                     planning_rate: float | None = None, mixed_reality_scene: str | None = None) -> list[NodeSpec]:
     """The simulated world, the driver of the robot in it (`planner`: the lane-keeping controller or
     the CROA planner, see PLANNERS) and (with `detector`) the lidar detector on the world's scans,
     followed (with `predictor`) by the tracker and predictor. The CROA planner plans on the
-    predictions, so it needs both."""
+    predictions, so it needs both. With a `mixed_reality_scene` (a Gaussian-splatting .ply of the
+    world), the mixed-reality uplink and its server, scoring the stream."""
     if planner == "croa" and not (detector and predictor):
         raise ValueError("the croa planner plans on the predicted objects: it needs the detector and the predictor")
     specs = [sim_world(scenario, seed, real_time_factor, wait_for_subscribers),
              driver(planner, scenario, planning_rate)]
-    return specs + perception_nodes(detector_model, predictor, predictor_model) if detector else specs
+    if detector:
+        specs += perception_nodes(detector_model, predictor, predictor_model)
+    if mixed_reality_scene:
+        specs += [gsrmr_uplink(mixed_reality_scene), mr_server(mixed_reality_scene)]
+    return specs
 
 
 def replay_graph(bag: str, rate: float = 1.0, loop: bool = False, detector: bool = True,

@@ -18,6 +18,12 @@ CROA_PLANNER_MARKERS = "/planning/croa_planner/markers"
 CROA_PLANNER_STATUS = "/planning/croa_planner/status"
 PLANNER_TARGET_ID = "/planning/target_id"
 GROUND_TRUTH_OBJECTS = "/simulation/ground_truth/objects"
+UPLINK_DECISION = "/mixed_reality/uplink/decision"
+UPLINK_IMAGE = "/mixed_reality/uplink/image"
+UPLINK_POSE = "/mixed_reality/uplink/pose"
+UPLINK_CAMERA_INFO = "/mixed_reality/uplink/camera_info"
+MR_STREAM = "/mixed_reality/stream"
+MR_STREAM_QUALITY = "/mixed_reality/stream/quality"
 
 CONTRACT = {
     LIDAR_POINTS: "sensor_msgs/msg/PointCloud2",
@@ -38,6 +44,12 @@ CONTRACT = {
     CROA_PLANNER_STATUS: "edge_robot_msgs/msg/PlannerStatus",
     PLANNER_TARGET_ID: "std_msgs/msg/Int64",
     GROUND_TRUTH_OBJECTS: "edge_robot_msgs/msg/GroundTruthObjects",
+    UPLINK_DECISION: "edge_robot_msgs/msg/UplinkDecision",
+    UPLINK_IMAGE: "sensor_msgs/msg/CompressedImage",
+    UPLINK_POSE: "geometry_msgs/msg/PoseStamped",
+    UPLINK_CAMERA_INFO: "sensor_msgs/msg/CameraInfo",
+    MR_STREAM: "sensor_msgs/msg/Image",
+    MR_STREAM_QUALITY: "edge_robot_msgs/msg/StreamQuality",
 }
 """Topic → message type of every topic in the contract (markers: one topic per node, under .../markers)."""
 

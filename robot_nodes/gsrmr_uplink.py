@@ -1,0 +1,220 @@
+"""gsrmr_uplink: the robot side of the green mixed-reality uplink (GSRMR).
+
+~/input/image (Image rgb8 or bgr8), ~/input/camera_info, ~/input/odometry and ~/input/tf_static
+(the camera's mount on base_link) → per camera frame:
+  the frame downscaled to the stream's resolution and JPEG-coded (its size is what an upload sends),
+  the quality of the decoded JPEG and the predicted quality of the remote side's Gaussian-splatting
+  render at the camera's pose (mixed_reality.discrepancy, a small render of the same scene),
+  the channel of this frame (path loss to the access point, simulated fading),
+  and the receding-window GSCLO decision (mixed_reality.uplink.policy: APO by default) →
+~/output/decision (UplinkDecision, every frame), ~/output/uplink (CompressedImage, uploaded frames),
+~/output/pose (PoseStamped of the camera's optical frame, frames left to the render) and
+~/output/camera_info (the stream's CameraInfo, latched).
+
+The scene is in the odometry frame's coordinates (map = odom in the simulated world; on a robot,
+localise in the scene's map and give that pose as odometry). Frames without a pose, or before the
+camera info, are skipped and counted; malformed messages are rejected with the reason.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+from geometry_msgs.msg import PoseStamped
+from nav_msgs.msg import Odometry
+from rclpy.node import Node
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.serialization import serialize_message
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image
+from std_msgs.msg import Header
+from tf2_msgs.msg import TFMessage
+
+from edge_robot_msgs.msg import UplinkDecision
+from mixed_reality.discrepancy import DiscrepancyConfig, DiscrepancyPredictor
+from mixed_reality.gaussians import GaussianModel, GaussianModelError
+from mixed_reality.quality import psnr, ssim
+from mixed_reality.render import GaussianRenderer, RenderConfig
+from mixed_reality.stream import StreamFrameError, decode_image, downscale, encode_jpeg, scaled_intrinsics
+from mixed_reality.uplink.channel import Channel, ChannelConfig
+from mixed_reality.uplink.policy import RecedingWindowPolicy, UplinkPolicyConfig
+from robot_nodes.conversions import (MalformedMessageError, camera_info_from_intrinsics, image_to_numpy,
+                                     intrinsics_from_camera_info, se3_to_pose, stamp_to_seconds)
+from robot_nodes.frame_poses import FramePoses
+from robot_nodes.input_guard import InputGuard
+from robot_nodes.parameters import declare_config
+from robot_nodes.paths import resolve
+from robot_nodes.runner import StartupError, run_node
+from sim.validation import check_ranges
+
+LOG_PERIOD_S = 5.0
+"""Least wall seconds between two repeated warnings of one kind."""
+LATCHED = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+CAMERA_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10, reliability=ReliabilityPolicy.BEST_EFFORT,
+                        durability=DurabilityPolicy.VOLATILE)
+"""Sensor-data QoS, as the camera publishes (a reliable subscription would not match it), with room
+for a burst of frames while one is being decided."""
+
+
+@dataclass
+class GsrmrUplinkConfig:
+    """Parameters of the gsrmr_uplink node."""
+
+    model_path: str = ""
+    """The Gaussian-splatting scene (.ply, 3DGS layout) the remote side renders from, in the odometry
+    frame's coordinates; `build-gaussian-scene` makes one for a simulated world. Relative paths are
+    taken from the package share directory."""
+    odometry_frame: str = "odom"
+    """Frame of the odometry, and of the scene and the published poses."""
+    stream_scale: int = field(default=2, metadata={"range": (1, 8)})
+    """The stream is the camera image downscaled by this whole factor (block average)."""
+    jpeg_quality: int = field(default=90, metadata={"range": (1, 95)})
+    """JPEG quality of uploaded frames."""
+    max_pose_gap: float = field(default=0.1, metadata={"range": (0.001, 10.0)})
+    """A frame is placed with odometry at most this far from its stamp, seconds."""
+    fading_seed: int = field(default=0, metadata={"range": (0, 2**31 - 1)})
+    """Seed of the simulated small-scale fading (the radio's channel estimate on a robot)."""
+    channel: ChannelConfig = field(default_factory=ChannelConfig)
+    """The wireless uplink (channel.*)."""
+    policy: UplinkPolicyConfig = field(default_factory=UplinkPolicyConfig)
+    """The receding-window decision (policy.*)."""
+    predictor: DiscrepancyConfig = field(default_factory=DiscrepancyConfig)
+    """The render-quality predictor (predictor.*)."""
+    render: RenderConfig = field(default_factory=RenderConfig)
+    """The predictor's renderer (render.*)."""
+
+    def __post_init__(self) -> None:
+        if not self.model_path:
+            raise ValueError("model_path is required: a Gaussian-splatting scene (build-gaussian-scene makes one)")
+        if not self.odometry_frame:
+            raise ValueError("odometry_frame must not be empty")
+        check_ranges(self)
+
+
+@dataclass
+class UplinkCounters:
+    """What became of the camera frames: received = rejected + skipped + decided."""
+
+    received: int = 0
+    """Camera frames that arrived."""
+    decided: int = 0
+    """Frames with a published decision."""
+    uploaded: int = 0
+    """Decided frames whose image was uploaded."""
+    rejected: int = 0
+    """Malformed frames (encoding, size), logged with the reason."""
+    skipped_without_camera_info: int = 0
+    """Frames before the first camera info."""
+    skipped_without_pose: int = 0
+    """Frames with no odometry or camera mount at their stamp."""
+
+
+def load_scene(path_parameter: str, node_name: str) -> GaussianModel:
+    """The scene named by a model_path parameter, or StartupError saying which file and what to do."""
+    try:
+        return GaussianModel.load_ply(resolve(path_parameter))
+    except GaussianModelError as error:
+        raise StartupError(f"{node_name}: {error} (parameter model_path)") from None
+
+
+class GsrmrUplinkNode(Node):
+    def __init__(self, **node_options) -> None:
+        super().__init__("gsrmr_uplink", **node_options)
+        self.config = declare_config(self, GsrmrUplinkConfig)
+        scene = load_scene(self.config.model_path, "gsrmr_uplink")
+        self.predictor = DiscrepancyPredictor(GaussianRenderer(scene, self.config.render), self.config.predictor)
+        self.channel = Channel(self.config.channel)
+        self.policy = RecedingWindowPolicy(self.config.policy, self.channel)
+        self._fading = np.random.default_rng(self.config.fading_seed)
+        self.frame_poses = FramePoses(self.config.odometry_frame, self.config.max_pose_gap)
+        self.pose_bits = 8 * len(serialize_message(PoseStamped(header=Header(frame_id=self.config.odometry_frame))))
+        """Size of a skipped frame's payload (its PoseStamped, serialised), bits."""
+        self._stream_camera: tuple[np.ndarray, int, int] | None = None
+        """(K, width, height) of the stream."""
+        self.counters = UplinkCounters()
+        self.inputs = InputGuard(self)
+
+        self.pub_decision = self.create_publisher(UplinkDecision, "~/output/decision", 10)
+        self.pub_uplink = self.create_publisher(CompressedImage, "~/output/uplink", 10)
+        self.pub_pose = self.create_publisher(PoseStamped, "~/output/pose", 10)
+        self.pub_camera_info = self.create_publisher(CameraInfo, "~/output/camera_info", LATCHED)
+        self.create_subscription(Image, "~/input/image", self.inputs.wrap("~/input/image", self.on_image), CAMERA_QOS)
+        self.create_subscription(CameraInfo, "~/input/camera_info",
+                                 self.inputs.wrap("~/input/camera_info", self.on_camera_info), CAMERA_QOS)
+        self.create_subscription(Odometry, "~/input/odometry",
+                                 self.inputs.wrap("~/input/odometry", self.frame_poses.add_odometry), 100)
+        self.create_subscription(TFMessage, "~/input/tf_static",
+                                 self.inputs.wrap("~/input/tf_static", self.frame_poses.add_static),
+                                 QoSProfile(depth=100, durability=DurabilityPolicy.TRANSIENT_LOCAL))
+        self.get_logger().info(
+            f"scene {resolve(self.config.model_path)} ({len(scene)} Gaussians), stream 1/{self.config.stream_scale} "
+            f"of the camera, JPEG quality {self.config.jpeg_quality}, {self.config.policy.method} over "
+            f"{self.config.policy.window} frames, mean PSNR >= {self.config.policy.quality_threshold:g} dB")
+
+    def on_camera_info(self, message: CameraInfo) -> None:
+        intrinsics, width, height = intrinsics_from_camera_info(message)
+        scale = self.config.stream_scale
+        if width % scale or height % scale:
+            raise MalformedMessageError(f"a {width}x{height} camera cannot be streamed at 1/{scale} (whole blocks only)")
+        stream = (scaled_intrinsics(intrinsics, scale), width // scale, height // scale)
+        if self._stream_camera is None or not np.array_equal(stream[0], self._stream_camera[0]) \
+                or stream[1:] != self._stream_camera[1:]:
+            self._stream_camera = stream
+            self.pub_camera_info.publish(camera_info_from_intrinsics(*stream, message.header))
+
+    def on_image(self, message: Image) -> None:
+        started = time.perf_counter()
+        self.counters.received += 1
+        try:
+            rgb = image_to_numpy(message)
+            if message.encoding not in ("rgb8", "bgr8"):
+                raise MalformedMessageError(f"Image: encoding '{message.encoding}' is not a colour image (rgb8, bgr8)")
+            stream = downscale(rgb[..., ::-1] if message.encoding == "bgr8" else rgb, self.config.stream_scale)
+        except (MalformedMessageError, StreamFrameError) as error:
+            self.counters.rejected += 1
+            raise MalformedMessageError(str(error)) from None
+        if self._stream_camera is None:
+            self.counters.skipped_without_camera_info += 1
+            self.get_logger().warning("frame skipped: no camera info yet", throttle_duration_sec=LOG_PERIOD_S)
+            return
+        intrinsics, width, height = self._stream_camera
+        if stream.shape[:2] != (height, width):
+            self.counters.rejected += 1
+            raise MalformedMessageError(f"Image: {message.width}x{message.height} does not match the camera info's "
+                                        f"{width * self.config.stream_scale}x{height * self.config.stream_scale}")
+        stamp_ns = int(round(stamp_to_seconds(message.header.stamp) * 1e9))
+        camera_pose, why = self.frame_poses.pose(message.header.frame_id, stamp_ns)
+        if camera_pose is None:
+            self.counters.skipped_without_pose += 1
+            self.get_logger().warning(f"frame skipped: {why} ({self.counters.skipped_without_pose} so far)",
+                                      throttle_duration_sec=LOG_PERIOD_S)
+            return
+
+        jpeg = encode_jpeg(stream, self.config.jpeg_quality)
+        decoded = decode_image(jpeg)
+        image_psnr, image_ssim = psnr(decoded, stream), ssim(decoded, stream)
+        render_psnr, render_ssim = self.predictor.predict(stream, camera_pose, intrinsics)
+        gain = float(self.channel.gain(self.channel.distance(camera_pose[0, 3], camera_pose[1, 3]), self._fading))
+        decision = self.policy.decide(8 * len(jpeg), self.pose_bits, gain, image_psnr, render_psnr)
+
+        self.pub_decision.publish(UplinkDecision(
+            header=message.header, upload=decision.upload, transmit_power=decision.power,
+            payload_bits=decision.payload_bits, energy=decision.energy,
+            predicted_psnr=image_psnr if decision.upload else render_psnr,
+            predicted_ssim=image_ssim if decision.upload else render_ssim,
+            image_bits=8 * len(jpeg), image_energy=decision.image_energy, image_psnr=image_psnr,
+            image_ssim=image_ssim, render_psnr_predicted=render_psnr, render_ssim_predicted=render_ssim,
+            channel_gain_db=10.0 * math.log10(gain), decision_time=time.perf_counter() - started))
+        if decision.upload:
+            self.pub_uplink.publish(CompressedImage(header=message.header, format="jpeg", data=jpeg))
+            self.counters.uploaded += 1
+        else:
+            self.pub_pose.publish(PoseStamped(header=Header(stamp=message.header.stamp,
+                                                            frame_id=self.config.odometry_frame),
+                                              pose=se3_to_pose(camera_pose)))
+        self.counters.decided += 1
+
+
+def main(args: list[str] | None = None) -> int:
+    return run_node(GsrmrUplinkNode, args)
