@@ -1,9 +1,12 @@
 """The simulated world, its driver (the lane-keeping controller or the CROA planner), the lidar
-detector and the tracker/predictor (the same nodes as `bringup`).
+detector, the tracker/predictor and, given a Gaussian-splatting scene of the world, the mixed-reality
+uplink and its server (the same nodes as `bringup`).
 
 ros2 launch edge_robot_runtime sim.launch.py scenario:=config/scenarios/urban_default.yaml seed:=0
 ros2 launch edge_robot_runtime sim.launch.py detector:=false   # without the detector (no trained model yet)
 ros2 launch edge_robot_runtime sim.launch.py planner:=croa     # the CROA planner drives, on the predictions
+build-gaussian-scene --scenario config/scenarios/urban_default.yaml --seed 0 --out out/urban_default_0.ply
+ros2 launch edge_robot_runtime sim.launch.py mixed_reality_scene:=$PWD/out/urban_default_0.ply  # + GSRMR
 """
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, OpaqueFunction
@@ -23,13 +26,15 @@ def launch_nodes(context):
     predictor_model = LaunchConfiguration("predictor_model").perform(context) or None
     planner = LaunchConfiguration("planner").perform(context)
     planning_rate = LaunchConfiguration("planning_rate").perform(context)
+    mixed_reality_scene = LaunchConfiguration("mixed_reality_scene").perform(context) or None
     return [
         Node(package="edge_robot_runtime", executable=spec.executable, name=spec.name, output="screen",
              parameters=[str(spec.parameter_file), spec.parameters], remappings=list(spec.remappings))
         for spec in graph.simulation_graph(scenario, seed, real_time_factor, detector=detector,
                                            detector_model=detector_model, predictor=predictor,
                                            predictor_model=predictor_model, planner=planner,
-                                           planning_rate=float(planning_rate) if planning_rate else None)
+                                           planning_rate=float(planning_rate) if planning_rate else None,
+                                           mixed_reality_scene=mixed_reality_scene)
     ]
 
 
@@ -51,5 +56,8 @@ def generate_launch_description():
                               description="what drives the robot: lane_keeping, or croa (needs detector and predictor)"),
         DeclareLaunchArgument("planning_rate", default_value="",
                               description="CROA planning cycles per second (empty: config/croa_planner.param.yaml's)"),
+        DeclareLaunchArgument("mixed_reality_scene", default_value="",
+                              description="Gaussian-splatting scene of this scenario and seed (build-gaussian-scene "
+                                          "makes one); given, the mixed-reality uplink and its server run"),
         OpaqueFunction(function=launch_nodes),
     ])

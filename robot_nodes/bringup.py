@@ -16,8 +16,10 @@ from rosgraph_msgs.msg import Clock
 
 from robot_nodes import graph, topics
 from robot_nodes.conversions import stamp_to_seconds
-from robot_nodes.parameters import ParameterError
+from robot_nodes.parameters import ParameterError, config_from_parameter_file
+from robot_nodes.paths import resolve, share_path
 from robot_nodes.runner import StartupError
+from robot_nodes.sim_messages import SimWorldConfig
 
 
 EXECUTORS = ("per-node", "multi-threaded")
@@ -100,12 +102,30 @@ class Bringup:
         rclpy.try_shutdown(context=self.context)
 
 
+SCENE_SECONDS = 60.0
+"""Driving time a Gaussian-splatting scene built for an open-ended bringup covers, s."""
+
+
+def simulation_scene(scenario: str | None, seed: int | None, duration: float) -> Path:
+    """The Gaussian-splatting scene of the world sim_world will run (its parameter file's scenario
+    and seed unless given) for `duration` simulated seconds (0: SCENE_SECONDS), built on first use
+    and kept (training.scene_cache)."""
+    from training.scene_cache import cached_scene  # here: building pulls in the world and torch
+
+    overrides = {name: value for name, value in {"scenario": scenario, "seed": seed}.items() if value is not None}
+    config = config_from_parameter_file(SimWorldConfig, share_path("config", "sim_world.param.yaml"), "sim_world",
+                                        overrides)
+    return cached_scene(resolve(config.scenario), config.seed, duration or SCENE_SECONDS).resolve()
+
+
 def model_hint(error: Exception) -> str:
     """A pointer to the options after a lidar_detector, trajectory_predictor or croa_planner start-up failure."""
     if str(error).startswith("croa_planner:"):
         return "\n(or let the lane-keeping controller drive: --planner lane_keeping)"
     if str(error).startswith("lidar_detector:"):
         return "\n(give a checkpoint with --detector-model PATH, or run without the detector: --no-detector)"
+    if str(error).startswith(("gsrmr_uplink:", "mr_server:")):
+        return "\n(give a scene with --mixed-reality-scene PLY, or run without the uplink: --no-mixed-reality)"
     if str(error).startswith("trajectory_predictor:"):
         return "\n(give a model with --predictor-model PATH, or run without the predictor: --no-predictor)"
     return ""
@@ -129,9 +149,17 @@ def main(argv: list[str] | None = None) -> int:
                         help="what drives the robot (default lane_keeping; croa needs the detector and predictor)")
     parser.add_argument("--planning-rate", type=float,
                         help="CROA planning cycles per simulated s (default: config/croa_planner.param.yaml's)")
+    parser.add_argument("--no-mixed-reality", action="store_true",
+                        help="leave the mixed-reality uplink and its server out")
+    parser.add_argument("--mixed-reality-scene", metavar="PLY", type=Path,
+                        help="Gaussian-splatting scene of the world (default: built for the scenario and seed, "
+                             "kept in out/gaussian_scenes)")
     options = parser.parse_args(argv)
     if options.planner == "croa" and (options.no_detector or options.no_predictor):
         parser.error("--planner croa plans on the predictions: it needs the detector and the predictor")
+    scene = None if options.no_mixed_reality else str(
+        options.mixed_reality_scene.resolve() if options.mixed_reality_scene
+        else simulation_scene(options.scenario, options.seed, options.duration))
 
     specs = graph.simulation_graph(options.scenario, options.seed, options.real_time_factor,
                                    wait_for_subscribers=10.0 if options.record else None,
@@ -139,13 +167,15 @@ def main(argv: list[str] | None = None) -> int:
                                    detector_model=str(options.detector_model.resolve()) if options.detector_model else None,
                                    predictor=not options.no_predictor,
                                    predictor_model=str(options.predictor_model.resolve()) if options.predictor_model else None,
-                                   planner=options.planner, planning_rate=options.planning_rate)
+                                   planner=options.planner, planning_rate=options.planning_rate,
+                                   mixed_reality_scene=scene)
     if options.record:
         perception = [spec.name for spec in specs]
         recorded = topics.SIMULATED_SENSOR_TOPICS + (
             [topics.DETECTED_OBJECTS] if "lidar_detector" in perception else []) + (
             [topics.TRACKED_OBJECTS, topics.PREDICTED_OBJECTS] if "trajectory_predictor" in perception else []) + (
-            [topics.PLANNED_PATH, topics.CROA_PLANNER_STATUS] if "croa_planner" in perception else [])
+            [topics.PLANNED_PATH, topics.CROA_PLANNER_STATUS] if "croa_planner" in perception else []) + (
+            list(graph.MIXED_REALITY_OUTPUTS) if scene else [])
         specs.append(graph.bag_recorder(options.record, recorded, use_sim_time=True))
     try:
         bringup = Bringup(specs, executor=options.executor)

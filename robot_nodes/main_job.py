@@ -1,9 +1,10 @@
 """edge-demo, the main job: run the simulated world with the lidar detector and the
-tracker/predictor over ROS, driven by the CROA planner on the predictions (or the lane-keeping
-controller), record every topic to a rosbag2 bag, replay the bag through a bag_player, check that
-nothing was lost, score the replayed detections and predictions against the simulated ground truth,
-report the planner's cycles and whether the robot hit anything, and print a summary (also written
-to <output>/summary.md)."""
+tracker/predictor and the mixed-reality uplink (GSRMR) over ROS, driven by the CROA planner on the
+predictions (or the lane-keeping controller), record every topic to a rosbag2 bag, replay the bag
+through a bag_player, check that nothing was lost, score the replayed detections and predictions
+against the simulated ground truth, the uplink's energy and the remote stream's quality against
+always uploading, report the planner's cycles and whether the robot hit anything, and print a
+summary (also written to <output>/summary.md)."""
 from __future__ import annotations
 
 import argparse
@@ -23,7 +24,8 @@ from rclpy.qos import QoSProfile
 from rclpy.serialization import deserialize_message
 from tqdm import tqdm
 
-from edge_robot_msgs.msg import DetectedObjects, GroundTruthObjects, PlannerStatus, PredictedObjects
+from edge_robot_msgs.msg import (DetectedObjects, GroundTruthObjects, PlannerStatus, PredictedObjects, StreamQuality,
+                                 UplinkDecision)
 from nav_msgs.msg import Odometry
 from tf2_msgs.msg import TFMessage
 
@@ -32,7 +34,7 @@ from evaluation.prediction_run import MATCH_DISTANCE, score_prediction_run
 from perception.objects import corners_bev
 from robot_nodes import graph, topics
 from robot_nodes.bags import BagError, BagReader, BagTopic, adapted_qos, message_class
-from robot_nodes.bringup import Bringup, model_hint
+from robot_nodes.bringup import Bringup, model_hint, simulation_scene
 from robot_nodes.conversions import (msg_to_detected_objects, msg_to_ground_truth_objects, msg_to_predicted_objects,
                                      odometry_to_se2, stamp_ns, transform_to_se3)
 from robot_nodes.parameters import ParameterError
@@ -42,7 +44,8 @@ from sim.road import RoadGeometry
 from sim.scenario import EgoConfig
 
 SUMMARY_TOPICS = (topics.ODOMETRY, topics.GROUND_TRUTH_OBJECTS, topics.DETECTED_OBJECTS, topics.TF_STATIC,
-                  topics.PREDICTED_OBJECTS, topics.CROA_PLANNER_STATUS)
+                  topics.PREDICTED_OBJECTS, topics.CROA_PLANNER_STATUS, topics.UPLINK_DECISION,
+                  topics.MR_STREAM_QUALITY)
 """Topics whose replayed messages are kept (raw) and decoded for the summary after the replay."""
 
 
@@ -97,6 +100,22 @@ class PlannerRun:
 
 
 @dataclass
+class MixedRealityRun:
+    """What the gsrmr_uplink and the mr_server did during the simulation."""
+
+    uplink_counters: dict
+    """The uplink's UplinkCounters, as a dict."""
+    server_counters: dict
+    """The server's ServerCounters, as a dict."""
+    render_times_ms: list[float]
+    """The server's wall milliseconds per render."""
+    scene: str
+    """The Gaussian-splatting scene file both used."""
+    quality_threshold: float
+    """The uplink's quality threshold (running mean PSNR), dB."""
+
+
+@dataclass
 class SimulationRun:
     """What simulate_and_record gives back."""
 
@@ -113,6 +132,7 @@ class SimulationRun:
     detector: DetectorRun | None = None
     predictor: PredictorRun | None = None
     planner: PlannerRun | None = None
+    mixed_reality: MixedRealityRun | None = None
 
 
 @dataclass
@@ -158,6 +178,12 @@ class ReplayTally:
         return [(stamp_ns(message.header.stamp), msg_to_predicted_objects(message))
                 for message in self._decoded(topics.PREDICTED_OBJECTS, PredictedObjects)]
 
+    def uplink_decisions(self) -> list[UplinkDecision]:
+        return self._decoded(topics.UPLINK_DECISION, UplinkDecision)
+
+    def stream_qualities(self) -> list[StreamQuality]:
+        return self._decoded(topics.MR_STREAM_QUALITY, StreamQuality)
+
     def planner_statuses(self) -> list[PlannerStatus]:
         """The croa_planner's status per cycle."""
         return self._decoded(topics.CROA_PLANNER_STATUS, PlannerStatus)
@@ -194,23 +220,25 @@ class ReplayMonitor(Node):
 def simulate_and_record(bag: Path, duration: float, scenario: str | None, seed: int | None,
                         real_time_factor: float, detector: bool = True, detector_model: str | None = None,
                         predictor: bool = True, predictor_model: str | None = None, planner: str = "lane_keeping",
-                        planning_rate: float | None = None) -> SimulationRun:
+                        planning_rate: float | None = None, mixed_reality_scene: str | None = None) -> SimulationRun:
     """Run the simulation graph plus a recorder; returns the published counts (sim_world's, the
     detector's objects, the predictor's and the planner's), wall seconds, the robot's body and road,
-    and what the detector, the predictor and the planner did (None without them)."""
+    and what the detector, the predictor, the planner and the mixed-reality nodes did (None without them)."""
     # The world waits for the recorder's subscriptions so the bag starts with the first step.
     specs = graph.simulation_graph(scenario, seed, real_time_factor, wait_for_subscribers=10.0, detector=detector,
                                    detector_model=detector_model, predictor=predictor, predictor_model=predictor_model,
-                                   planner=planner, planning_rate=planning_rate)
+                                   planner=planner, planning_rate=planning_rate,
+                                   mixed_reality_scene=mixed_reality_scene)
     running = {spec.name for spec in specs}
     predictor = "trajectory_predictor" in running
     croa = "croa_planner" in running
     recorded = topics.SIMULATED_SENSOR_TOPICS + ([topics.DETECTED_OBJECTS] if detector else []) + (
         [topics.TRACKED_OBJECTS, topics.PREDICTED_OBJECTS] if predictor else []) + (
-        [topics.PLANNED_PATH, topics.CROA_PLANNER_STATUS] if croa else [])
+        [topics.PLANNED_PATH, topics.CROA_PLANNER_STATUS] if croa else []) + (
+        list(graph.MIXED_REALITY_OUTPUTS) if mixed_reality_scene else [])
     specs.append(graph.bag_recorder(str(bag), recorded, use_sim_time=True))
     bringup = Bringup(specs)
-    node, predictor_node, planner_node = None, None, None
+    node, predictor_node, planner_node, uplink_node, server_node = None, None, None, None, None
     started = time.perf_counter()
     with tqdm(total=duration, desc="simulating + recording", unit="sim s", bar_format="{l_bar}{bar}| {n:.1f}/{total:.0f} sim s") as bar:
         def done() -> bool:
@@ -224,6 +252,8 @@ def simulate_and_record(bag: Path, duration: float, scenario: str | None, seed: 
             node = bringup.node("lidar_detector") if detector else None
             predictor_node = bringup.node("trajectory_predictor") if predictor else None
             planner_node = bringup.node("croa_planner") if croa else None
+            if mixed_reality_scene:
+                uplink_node, server_node = bringup.node("gsrmr_uplink"), bringup.node("mr_server")
         finally:
             bringup.shutdown()  # lets a detection in progress finish (and publish: counted, not recorded)
     run = SimulationRun(published, time.perf_counter() - started, world.scenario.ego, world.road, simulated)
@@ -240,6 +270,13 @@ def simulate_and_record(bag: Path, duration: float, scenario: str | None, seed: 
         published[topics.CROA_PLANNER_STATUS] = planner_node.counters.cycles
         run.planner = PlannerRun(dataclasses.asdict(planner_node.counters), list(planner_node.planning_times_ms),
                                  planner_node.warm_up_s, planner_node.config.planning_rate)
+    if uplink_node is not None:
+        published[topics.UPLINK_DECISION] = uplink_node.counters.decided
+        published[topics.MR_STREAM_QUALITY] = server_node.counters.scored
+        run.mixed_reality = MixedRealityRun(dataclasses.asdict(uplink_node.counters),
+                                            dataclasses.asdict(server_node.counters),
+                                            list(server_node.render_times_ms), mixed_reality_scene,
+                                            uplink_node.config.policy.quality_threshold)
     return run
 
 
@@ -445,12 +482,56 @@ def planning_markdown(tally: ReplayTally, run: PlannerRun) -> list[str]:
     return lines
 
 
+def mixed_reality_markdown(tally: ReplayTally, run: MixedRealityRun) -> list[str]:
+    """The uplink's energy and the remote stream's quality, against uploading every frame (summary lines)."""
+    uplink, server = run.uplink_counters, run.server_counters
+    lines = ["", "## Mixed-reality uplink (GSRMR)", "",
+             f"- scene `{run.scene}`; camera frames: {uplink['received']} received, {uplink['decided']} decided "
+             f"({uplink['uploaded']} uploaded), {uplink['rejected']} rejected, "
+             f"{uplink['skipped_without_camera_info'] + uplink['skipped_without_pose']} skipped without camera info or pose",
+             f"- server: {server['shown_uploads']} uploads shown, {server['rendered']} poses rendered, "
+             f"{server['dropped_renders']} dropped (renderer behind), {server['rejected']} rejected, "
+             f"{server['scored']} frames scored against the true frame"]
+    times = np.array(run.render_times_ms)
+    if len(times):
+        lines.append(f"- render time: median {np.median(times):.0f} ms, 90th percentile {np.percentile(times, 90):.0f} ms")
+    decisions = tally.uplink_decisions()
+    if not decisions:
+        return lines + ["- energy not scored: no decisions in the bag"]
+    energy = sum(d.energy for d in decisions)
+    uploadable = [d for d in decisions if math.isfinite(d.image_energy)]
+    always_energy = sum(d.image_energy for d in uploadable) + sum(d.energy for d in decisions
+                                                                    if not math.isfinite(d.image_energy))
+    seconds = len(decisions) / 10.0
+    lines.append(f"- uplink energy: {energy:.3g} J for {len(decisions)} frames, {sum(d.upload for d in decisions)} "
+                 f"uploads ({sum(d.upload for d in decisions) / seconds:.1f}/s at 10 Hz); always uploading: "
+                 f"{always_energy:.3g} J ({always_energy / energy:.1f}x more)"
+                 + (f"; {len(decisions) - len(uploadable)} frames could not have been uploaded within the latency"
+                    if len(uploadable) < len(decisions) else ""))
+    qualities = tally.stream_qualities()
+    if qualities:
+        rendered = [q for q in qualities if q.rendered]
+        lines.append(f"- the remote stream against the true frames ({len(qualities)} scored): PSNR "
+                     f"{np.mean([q.psnr for q in qualities]):.2f} dB, SSIM {np.mean([q.ssim for q in qualities]):.3f} "
+                     f"(threshold {run.quality_threshold:g} dB); always uploading: PSNR "
+                     f"{np.mean([d.image_psnr for d in decisions]):.2f} dB, SSIM "
+                     f"{np.mean([d.image_ssim for d in decisions]):.3f}")
+        if rendered:
+            predicted = {stamp_ns(d.header.stamp): d.render_psnr_predicted for d in decisions}
+            errors = [predicted[stamp_ns(q.header.stamp)] - q.psnr for q in rendered
+                      if stamp_ns(q.header.stamp) in predicted]
+            lines.append(f"- rendered frames: PSNR {np.mean([q.psnr for q in rendered]):.2f} dB, SSIM "
+                         f"{np.mean([q.ssim for q in rendered]):.3f}; the robot's prediction of their PSNR was off by "
+                         f"{np.mean(np.abs(errors)):.2f} dB on average")
+    return lines
+
+
 def summary_markdown(bag: Path, duration: float, record_wall: float, replay_wall: float,
                      recorded: collections.Counter, recorded_digests: dict, tally: ReplayTally,
                      published: collections.Counter, detector_run: DetectorRun | None = None,
                      predictor_run: PredictorRun | None = None, planner_run: PlannerRun | None = None,
                      driver: str = "lane_keeping", ego: EgoConfig | None = None,
-                     road: RoadGeometry | None = None) -> str:
+                     road: RoadGeometry | None = None, mixed_reality_run: MixedRealityRun | None = None) -> str:
     lines = [f"# edge-demo summary ({datetime.now(timezone.utc):%Y-%m-%d %H:%M UTC})", "",
              f"- bag: `{bag}` ({sum(recorded.values())} messages, {duration:.1f} simulated s)",
              f"- driven by: {'the CROA planner' if driver == 'croa' else 'the lane-keeping controller'}",
@@ -482,6 +563,8 @@ def summary_markdown(bag: Path, duration: float, record_wall: float, replay_wall
         lines += prediction_markdown(tally, predictor_run)
     if planner_run is not None:
         lines += planning_markdown(tally, planner_run)
+    if mixed_reality_run is not None:
+        lines += mixed_reality_markdown(tally, mixed_reality_run)
     if ego is not None and road is not None:
         lines += driving_markdown(tally, ego, road)
     return "\n".join(lines) + "\n"
@@ -509,6 +592,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--planning-rate", type=float,
                         help="CROA planning cycles per simulated s (default: config/croa_planner.param.yaml's, 10; "
                              "the planner plans back to back when it is slower, a lower rate only plans on staler inputs)")
+    parser.add_argument("--no-mixed-reality", action="store_true",
+                        help="run without the mixed-reality uplink and its server")
+    parser.add_argument("--mixed-reality-scene", metavar="PLY", type=Path,
+                        help="Gaussian-splatting scene of the world (default: built for the scenario and seed, "
+                             "kept in out/gaussian_scenes)")
     options = parser.parse_args(argv)
     if not (options.duration > 0 and math.isfinite(options.duration)):
         parser.error("--duration must be a positive number of seconds")
@@ -520,13 +608,16 @@ def main(argv: list[str] | None = None) -> int:
     run_dir.mkdir(parents=True)
     bag = run_dir / "sim_bag"
     try:
+        scene = None if options.no_mixed_reality else str(
+            options.mixed_reality_scene.resolve() if options.mixed_reality_scene
+            else simulation_scene(options.scenario, options.seed, options.duration))
         run = simulate_and_record(
             bag, options.duration, options.scenario, options.seed, options.real_time_factor,
             detector=not options.no_detector,
             detector_model=str(options.detector_model.resolve()) if options.detector_model else None,
             predictor=not options.no_predictor,
             predictor_model=str(options.predictor_model.resolve()) if options.predictor_model else None,
-            planner=options.planner, planning_rate=options.planning_rate)
+            planner=options.planner, planning_rate=options.planning_rate, mixed_reality_scene=scene)
         recorded, recorded_digests = bag_digests(bag)
         tally, replay_wall = replay(bag, options.replay_rate)
     except (ParameterError, StartupError, BagError) as error:
@@ -535,7 +626,8 @@ def main(argv: list[str] | None = None) -> int:
     stopped_early = run.simulated_s < options.duration
     summary = summary_markdown(bag, run.simulated_s if stopped_early else options.duration,
                                run.wall_s, replay_wall, recorded, recorded_digests, tally, run.published,
-                               run.detector, run.predictor, run.planner, options.planner, run.ego, run.road)
+                               run.detector, run.predictor, run.planner, options.planner, run.ego, run.road,
+                               run.mixed_reality)
     if stopped_early:
         summary = summary.replace("\n\n", f"\n\n**The run stopped early, at {run.simulated_s:.1f} of {options.duration:g} "
                                   "simulated s: a node raised (its traceback is in the log above).**\n\n", 1)

@@ -14,16 +14,19 @@ from perception.detection import CenterPointNet, DetectorConfig, save_checkpoint
 from robot_nodes import graph, main_job, topics
 from robot_nodes.bags import BagReader, BagWriter
 from robot_nodes.croa_planner import CroaPlannerNodeConfig
+from robot_nodes.gsrmr_uplink import GsrmrUplinkConfig
 from robot_nodes.lane_keeping_controller import LaneKeepingNodeConfig
 from robot_nodes.lidar_detector import LidarDetectorConfig
+from robot_nodes.mr_server import MrServerConfig
 from robot_nodes.parameters import config_from_parameter_file
 from robot_nodes.record_sim import drive, record_simulation
 from robot_nodes.sim_messages import SimWorldConfig
 from robot_nodes.trajectory_predictor import TrajectoryPredictorConfig
+from training.gaussian_scene import build_scene
 
 REPO = Path(__file__).resolve().parents[2]
-ALL_SPECS = [*graph.simulation_graph(), graph.croa_planner(), graph.bag_player("some_bag"),
-             graph.bag_recorder("out", ["/odom"])]
+ALL_SPECS = [*graph.simulation_graph(mixed_reality_scene="scene.ply"), graph.croa_planner(),
+             graph.bag_player("some_bag"), graph.bag_recorder("out", ["/odom"])]
 
 
 def console_scripts() -> dict[str, str]:
@@ -60,10 +63,22 @@ def test_parameter_files_match_the_configs(node_name, config_cls):
     config_from_parameter_file(config_cls, REPO / "config" / f"{node_name}.param.yaml", node_name)
 
 
+@pytest.mark.parametrize("node_name, config_cls", [("gsrmr_uplink", GsrmrUplinkConfig), ("mr_server", MrServerConfig)])
+def test_the_mixed_reality_parameter_files_match_the_configs_given_a_scene(node_name, config_cls):
+    # The scene is per world: graph.py gives it (the files leave model_path empty).
+    config_from_parameter_file(config_cls, REPO / "config" / f"{node_name}.param.yaml", node_name,
+                               {"model_path": "scene.ply"})
+
+
 def test_the_simulation_runs_the_perception_nodes_and_a_replay_with_them_leaves_their_recorded_outputs_out(tmp_path):
     assert [spec.name for spec in graph.simulation_graph()] == ["sim_world", "lane_keeping_controller", "lidar_detector",
                                                                 "trajectory_predictor"]
     assert [spec.name for spec in graph.simulation_graph(predictor=False)][-1] == "lidar_detector"
+    uplink, server = graph.simulation_graph(mixed_reality_scene="/scene.ply")[-2:]
+    assert (uplink.name, server.name) == ("gsrmr_uplink", "mr_server")
+    assert uplink.parameters["model_path"] == server.parameters["model_path"] == "/scene.ply"
+    assert dict(uplink.remappings)["~/output/uplink"] == dict(server.remappings)["~/input/uplink"] == topics.UPLINK_IMAGE
+    assert dict(server.remappings)["~/input/true_image"] == topics.CAMERA_IMAGE and server.parameters["evaluate"]
     assert [spec.name for spec in graph.simulation_graph(detector=False)] == ["sim_world", "lane_keeping_controller"]
     detector, predictor = graph.simulation_graph(detector_model="/some/model.pt", predictor_model="/p.onnx")[-2:]
     assert dict(predictor.remappings)["~/input/objects"] == topics.DETECTED_OBJECTS
@@ -150,8 +165,12 @@ def test_main_job_records_replays_and_loses_nothing(tmp_path, capsys):
     torch.manual_seed(0)
     model = tmp_path / "untrained.pt"  # the plumbing, not the trained weights
     save_checkpoint(model, CenterPointNet(DetectorConfig()))
+    scene = tmp_path / "scene.ply"  # the first 60 m of the default world: what a 1 s drive sees nearby
+    build_scene(REPO / "config" / "scenarios" / "urban_default.yaml", 0, s_range=(20.0, 80.0),
+                progress=False).save_ply(scene)
     exit_code = main_job.main(["--duration", "1.0", "--real-time-factor", "0", "--replay-rate", "2",
-                               "--output", str(tmp_path / "runs"), "--detector-model", str(model)])
+                               "--output", str(tmp_path / "runs"), "--detector-model", str(model),
+                               "--mixed-reality-scene", str(scene)])
     summary = next(tmp_path.glob("runs/*/summary.md")).read_text()
     assert exit_code == 0, summary
     assert "messages lost in replay: 0" in summary, summary
@@ -161,6 +180,9 @@ def test_main_job_records_replays_and_loses_nothing(tmp_path, capsys):
     assert re.search(r"\| `/perception/objects` \| \d+ \| [1-9]\d* \|", summary), summary
     assert "## Lidar detection" in summary and "processing time" in summary, summary
     assert "| class | GT | detections | AP BEV | AP 3D |" in summary and "| truck_bus |" in summary, summary
+    assert "## Mixed-reality uplink (GSRMR)" in summary and "always uploading:" in summary, summary
+    assert re.search(r"\| `/mixed_reality/uplink/decision` \| (\d+) \| \1 \|", summary), summary
+    assert re.search(r"the remote stream against the true frames \([1-9]\d* scored\): PSNR \d", summary), summary
 
 
 @pytest.mark.slow
@@ -170,7 +192,7 @@ def test_main_job_driven_by_the_croa_planner_reports_its_cycles_and_the_driving(
     save_checkpoint(model, CenterPointNet(DetectorConfig()))
     exit_code = main_job.main(["--duration", "2.0", "--real-time-factor", "0", "--replay-rate", "2",
                                "--output", str(tmp_path / "runs"), "--detector-model", str(model),
-                               "--planner", "croa"])
+                               "--planner", "croa", "--no-mixed-reality"])
     summary = next(tmp_path.glob("runs/*/summary.md")).read_text()
     assert exit_code == 0, summary
     assert "driven by: the CROA planner" in summary and "## CROA planning" in summary, summary
@@ -180,6 +202,7 @@ def test_main_job_driven_by_the_croa_planner_reports_its_cycles_and_the_driving(
 
 def test_main_job_without_a_model_says_which_file_and_what_to_do(tmp_path, capsys):
     missing = tmp_path / "missing.pt"
-    assert main_job.main(["--duration", "1.0", "--output", str(tmp_path), "--detector-model", str(missing)]) == 2
+    assert main_job.main(["--duration", "1.0", "--output", str(tmp_path), "--detector-model", str(missing),
+                          "--no-mixed-reality"]) == 2
     error = capsys.readouterr().err
     assert str(missing) in error and "--no-detector" in error
