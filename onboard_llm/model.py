@@ -105,9 +105,12 @@ class Block(nn.Module):
         super().__init__()
         self.config = config
         self.attn_norm = RMSNorm(weights["attn_norm"], config.norm_eps)
-        self.wq, self.wk, self.wv, self.wo = (_linear(weights[name]) for name in ("wq", "wk", "wv", "wo"))
+        # Projections of the same input run as one MatMul (q, k, v; gate, up): fewer, larger kernels per step.
+        self.wqkv = _linear(torch.cat([weights["wq"], weights["wk"], weights["wv"]]))
+        self.wo = _linear(weights["wo"])
         self.ffn_norm = RMSNorm(weights["ffn_norm"], config.norm_eps)
-        self.w_gate, self.w_up, self.w_down = (_linear(weights[name]) for name in ("w_gate", "w_up", "w_down"))
+        self.w_gate_up = _linear(torch.cat([weights["w_gate"], weights["w_up"]]))
+        self.w_down = _linear(weights["w_down"])
 
     def forward(self, x, cos, sin, rotation, mask, past_key, past_value):
         config = self.config
@@ -116,9 +119,11 @@ class Block(nn.Module):
         h = self.attn_norm(x)
         # Queries as [batch, kv_heads, group, tokens, head_dim]: each group attends to its one KV head by
         # broadcasting, without copying the cache group times.
-        q = self.wq(h).view(batch, tokens, config.n_kv_heads, group, config.head_dim).permute(0, 2, 3, 1, 4)
-        k = self.wk(h).view(batch, tokens, config.n_kv_heads, config.head_dim).transpose(1, 2)
-        v = self.wv(h).view(batch, tokens, config.n_kv_heads, config.head_dim).transpose(1, 2)
+        kv_dim = config.n_kv_heads * config.head_dim
+        q, k, v = self.wqkv(h).split([config.dim, kv_dim, kv_dim], dim=-1)
+        q = q.reshape(batch, tokens, config.n_kv_heads, group, config.head_dim).permute(0, 2, 3, 1, 4)
+        k = k.reshape(batch, tokens, config.n_kv_heads, config.head_dim).transpose(1, 2)
+        v = v.reshape(batch, tokens, config.n_kv_heads, config.head_dim).transpose(1, 2)
         q, k = rotate_pairs(q, cos, sin, rotation), rotate_pairs(k, cos, sin, rotation)
         key = torch.cat((past_key, k), dim=2)
         value = torch.cat((past_value, v), dim=2)
@@ -126,7 +131,8 @@ class Block(nn.Module):
         attention = torch.softmax(scores + mask, dim=-1) @ value.unsqueeze(2)
         x = x + self.wo(attention.permute(0, 3, 1, 2, 4).reshape(batch, tokens, config.dim))
         h = self.ffn_norm(x)
-        x = x + self.w_down(nn.functional.silu(self.w_gate(h)) * self.w_up(h))
+        gate, up = self.w_gate_up(h).split([config.hidden_dim, config.hidden_dim], dim=-1)
+        x = x + self.w_down(nn.functional.silu(gate) * up)
         return x, key, value
 
 

@@ -30,7 +30,7 @@ import onnx
 import torch
 
 from onboard_llm.export import export_onnx
-from onboard_llm.loaders import GGUF_LAYER_TENSORS, default_model_path, load_model
+from onboard_llm.loaders import default_model_path, load_model
 from onboard_llm.model import LlamaModel, LlamaWeights
 from onboard_llm.quality import block_importance, english_text, layers_to_keep, perplexity, windows
 from onboard_llm.runtime import OnnxLlm
@@ -38,7 +38,7 @@ from perception.model_files import ModelFileError
 
 VARIANTS = ("fp32", "int8", "int4", "int4_pruned")
 """Every variant this module builds, in order of build."""
-BUILDER_VERSION = 2
+BUILDER_VERSION = 3
 """Bumped when the build changes what the files contain; older caches are rebuilt."""
 INT4_BLOCK_SIZE = 32
 INT4_ACCURACY_LEVELS = (1, 4)
@@ -61,7 +61,7 @@ def cache_folder(model_path: Path, cache_root: Path = DEFAULT_CACHE) -> Path:
     return cache_root / model_path.stem
 
 
-PROJECTION_NODE = re.compile(r"/(blocks\.\d+/(wq|wk|wv|wo|w_gate|w_up|w_down)|output)/MatMul$")
+PROJECTION_NODE = re.compile(r"/(blocks\.\d+/(wqkv|wo|w_gate_up|w_down)|output)/MatMul$")
 """Exported names of the weight MatMuls (nn.Linear layers); RoPE's constant pair rotation and the
 attention products are not weights to quantize."""
 
@@ -85,8 +85,11 @@ def quantize_int8(fp32_path: Path, output: Path) -> None:
 
 GGUF_Q4_BLOCKS = {"Q4_0": 18, "Q4_1": 20}
 """Bytes per 32-weight block of the GGUF 4-bit types repacked exactly into MatMulNBits."""
-BLOCK_NODE = re.compile(r"/blocks\.(\d+)/(wq|wk|wv|wo|w_gate|w_up|w_down)/MatMul$")
-"""Exported node names of the per-block projections: (block index, our weight name)."""
+BLOCK_NODE = re.compile(r"/blocks\.(\d+)/(wqkv|wo|w_gate_up|w_down)/MatMul$")
+"""Exported node names of the per-block projections: (block index, projection)."""
+PROJECTION_TENSORS = {"wqkv": ("attn_q", "attn_k", "attn_v"), "wo": ("attn_output",),
+                      "w_gate_up": ("ffn_gate", "ffn_up"), "w_down": ("ffn_down",)}
+"""Each exported projection's GGUF tensors, stacked along the outputs in this order (model.Block)."""
 
 
 def _q4_as_matmulnbits(tensor) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
@@ -123,19 +126,22 @@ def repack_gguf_q4(model: onnx.ModelProto, gguf_path: Path, kept_layers: list[in
     replaced = 0
     for node in model.graph.node:
         match = BLOCK_NODE.search(node.name)
-        tensor = None
+        parts = []
         if node.op_type == "MatMul" and match:
-            tensor = tensors.get(f"blk.{kept_layers[int(match[1])]}.{GGUF_LAYER_TENSORS[match[2]]}.weight")
-        if tensor is None or tensor.tensor_type.name not in GGUF_Q4_BLOCKS:
+            parts = [tensors.get(f"blk.{kept_layers[int(match[1])]}.{name}.weight") for name in PROJECTION_TENSORS[match[2]]]
+        kinds = {part.tensor_type.name if part is not None else None for part in parts}
+        if not parts or len(kinds) != 1 or not kinds <= set(GGUF_Q4_BLOCKS):
             nodes.append(node)
             continue
-        packed, scales, zero_points, minima = _q4_as_matmulnbits(tensor)
+        repacked = [_q4_as_matmulnbits(part) for part in parts]
+        packed, scales, zero_points = (np.concatenate([part[index] for part in repacked]) for index in range(3))
+        minima = None if repacked[0][3] is None else np.concatenate([part[3] for part in repacked])
         rows, blocks = packed.shape[:2]
         nibbles = np.stack((packed & 0x0F, packed >> 4), axis=-1).reshape(rows, blocks, 32).astype(np.float32)
         zero = 0.0 if minima is not None else 8.0
         weight = (nibbles - zero) * scales.reshape(rows, blocks, 1) + (0.0 if minima is None else minima[..., None])
         if not np.allclose(weight.reshape(rows, -1).T, onnx.numpy_helper.to_array(initializers[node.input[1]]), atol=1e-4):
-            raise ValueError(f"{gguf_path}: {tensor.name} does not match the exported weight of {node.name}")
+            raise ValueError(f"{gguf_path}: {[part.name for part in parts]} do not match the exported weight of {node.name}")
         prefix, source, output = node.input[1], node.input[0], node.output[0]
         model.graph.initializer.remove(initializers[prefix])
         model.graph.initializer.extend([onnx.numpy_helper.from_array(packed, prefix + "_Q4"),
