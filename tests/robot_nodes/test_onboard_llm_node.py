@@ -85,6 +85,7 @@ class Harness(Node):
 
 def test_ask_streams_partial_answers_and_returns_timings_variant_and_energy(context, cache):
     node, harness = llm_node(context, cache), Harness(context)
+    slow_down(node)  # tokens as far apart as a real model's, so the feedback topic's queue never overflows
     with spinning(context, node, harness):
         feedback = []
         handle = harness.send("Once upon a time", feedback=lambda message: feedback.append(message.feedback))
@@ -94,7 +95,7 @@ def test_ask_streams_partial_answers_and_returns_timings_variant_and_energy(cont
         assert wait_until(lambda: feedback and feedback[-1].generated_tokens == result.generated_tokens)
     assert response.status == GoalStatus.STATUS_SUCCEEDED
     counts = [item.generated_tokens for item in feedback]
-    assert len(counts) > 5 and counts == sorted(set(counts))  # one per token, in order (a burst may lose some)
+    assert counts == list(range(1, result.generated_tokens + 1))
     assert all(later.partial_answer.startswith(earlier.partial_answer.rstrip("\ufffd"))
                for earlier, later in zip(feedback, feedback[1:]))
     assert result.answer == feedback[-1].partial_answer and result.answer.strip()
