@@ -13,8 +13,8 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from onboard_llm.loaders import (GGUF_LAYER_TENSORS, HF_LAYER_TENSORS, load_gguf, load_huggingface, load_llama2c,
-                                 load_model, load_tokenizer)
+from onboard_llm.loaders import (GGUF_LAYER_TENSORS, HF_LAYER_TENSORS, default_model_path, load_gguf, load_huggingface,
+                                 load_llama2c, load_model, load_tokenizer)
 from onboard_llm.model import LlamaModel
 from perception.model_files import ModelFileError
 
@@ -192,3 +192,21 @@ def test_broken_model_files_fail_with_the_file_and_the_fix(tmp_path):
         load_gguf(garbage)
     with pytest.raises(ModelFileError, match="unknown model kind"):
         load_model(tmp_path / "model.pt")
+
+
+@pytest.mark.slow
+def test_the_default_smollm2_gguf_answers_a_question_in_torch():
+    weights, tokenizer = load_model(default_model_path())
+    config = weights.config
+    assert (config.n_layers, config.dim, config.n_heads, config.n_kv_heads, config.rope_theta) == (30, 576, 9, 3, 100000.0)
+    prompt = tokenizer.chat_prompt([{"role": "user", "content": "What is the capital of France?"}])
+    assert prompt.startswith("<|im_start|>system\nYou are a helpful AI assistant named SmolLM")
+    ids = tokenizer.encode(prompt)
+    assert ids[:3] == [1, 9690, 198]  # <|im_start|>, "system", "\n": control tokens whole, byte-level BPE
+    model = LlamaModel(weights).eval()
+    answer = []
+    for token in greedy(model, ids, 12):
+        if token in tokenizer.stop_ids:
+            break
+        answer.append(token)
+    assert "Paris" in tokenizer.decode(answer)
