@@ -1,12 +1,13 @@
 """The simulated world, its driver (the lane-keeping controller or the CROA planner), the lidar
 detector, the tracker/predictor and, given a Gaussian-splatting scene of the world, the mixed-reality
-uplink and its server (the same nodes as `bringup`).
+uplink and its server and, with llm:=true, the on-device language model (the same nodes as `bringup`).
 
 ros2 launch edge_robot_runtime sim.launch.py scenario:=config/scenarios/urban_default.yaml seed:=0
 ros2 launch edge_robot_runtime sim.launch.py detector:=false   # without the detector (no trained model yet)
 ros2 launch edge_robot_runtime sim.launch.py planner:=croa     # the CROA planner drives, on the predictions
 build-gaussian-scene --scenario config/scenarios/urban_default.yaml --seed 0 --out out/urban_default_0.ply
 ros2 launch edge_robot_runtime sim.launch.py mixed_reality_scene:=$PWD/out/urban_default_0.ply  # + GSRMR
+ros2 launch edge_robot_runtime sim.launch.py llm:=true   # + the on-device language model (build-llm-variants first)
 """
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, OpaqueFunction
@@ -27,6 +28,8 @@ def launch_nodes(context):
     planner = LaunchConfiguration("planner").perform(context)
     planning_rate = LaunchConfiguration("planning_rate").perform(context)
     mixed_reality_scene = LaunchConfiguration("mixed_reality_scene").perform(context) or None
+    llm = LaunchConfiguration("llm").perform(context).lower() == "true"
+    llm_model = LaunchConfiguration("llm_model").perform(context) or None
     return [
         Node(package="edge_robot_runtime", executable=spec.executable, name=spec.name, output="screen",
              parameters=[str(spec.parameter_file), spec.parameters], remappings=list(spec.remappings))
@@ -34,7 +37,7 @@ def launch_nodes(context):
                                            detector_model=detector_model, predictor=predictor,
                                            predictor_model=predictor_model, planner=planner,
                                            planning_rate=float(planning_rate) if planning_rate else None,
-                                           mixed_reality_scene=mixed_reality_scene)
+                                           mixed_reality_scene=mixed_reality_scene, llm=llm, llm_model=llm_model)
     ]
 
 
@@ -59,5 +62,10 @@ def generate_launch_description():
         DeclareLaunchArgument("mixed_reality_scene", default_value="",
                               description="Gaussian-splatting scene of this scenario and seed (build-gaussian-scene "
                                           "makes one); given, the mixed-reality uplink and its server run"),
+        DeclareLaunchArgument("llm", default_value="false", choices=["true", "false"],
+                              description="run the on-device language model (onboard_llm; off by default: about 14 s "
+                                          "of start-up, and its variants must be built, 3-4 minutes the first time)"),
+        DeclareLaunchArgument("llm_model", default_value="",
+                              description="Llama checkpoint for llm:=true (empty: config/onboard_llm.param.yaml's)"),
         OpaqueFunction(function=launch_nodes),
     ])

@@ -119,7 +119,7 @@ def simulation_scene(scenario: str | None, seed: int | None, duration: float) ->
 
 
 def model_hint(error: Exception) -> str:
-    """A pointer to the options after a lidar_detector, trajectory_predictor or croa_planner start-up failure."""
+    """A pointer to the options after a node's start-up failure (the nodes' errors start with their names)."""
     if str(error).startswith("croa_planner:"):
         return "\n(or let the lane-keeping controller drive: --planner lane_keeping)"
     if str(error).startswith("lidar_detector:"):
@@ -128,7 +128,21 @@ def model_hint(error: Exception) -> str:
         return "\n(give a scene with --mixed-reality-scene PLY, or run without the uplink: --no-mixed-reality)"
     if str(error).startswith("trajectory_predictor:"):
         return "\n(give a model with --predictor-model PATH, or run without the predictor: --no-predictor)"
+    if str(error).startswith("onboard_llm:"):
+        return "\n(give a model with --llm-model PATH, or run without the language model: leave out --llm)"
     return ""
+
+
+def add_llm_arguments(parser: argparse.ArgumentParser) -> None:
+    """--llm, --llm-model, --llm-cache (bringup and the main job)."""
+    parser.add_argument("--llm", action="store_true",
+                        help="also run the on-device language model (onboard_llm). Off by default: it loads 6 "
+                             "onnxruntime sessions at start-up (about 14 s on 2 busy cores) and, the first time, "
+                             "builds its variants (3-4 minutes, 1.5 GB in out/llm)")
+    parser.add_argument("--llm-model", metavar="PATH", type=Path,
+                        help="Llama checkpoint for --llm (default: config/onboard_llm.param.yaml's, SmolLM2-135M-Instruct)")
+    parser.add_argument("--llm-cache", metavar="DIR", type=Path,
+                        help="where the language model's built variants are (default: the parameter file's, out/llm)")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -154,6 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mixed-reality-scene", metavar="PLY", type=Path,
                         help="Gaussian-splatting scene of the world (default: built for the scenario and seed, "
                              "kept in out/gaussian_scenes)")
+    add_llm_arguments(parser)
     options = parser.parse_args(argv)
     if options.planner == "croa" and (options.no_detector or options.no_predictor):
         parser.error("--planner croa plans on the predictions: it needs the detector and the predictor")
@@ -168,14 +183,17 @@ def main(argv: list[str] | None = None) -> int:
                                    predictor=not options.no_predictor,
                                    predictor_model=str(options.predictor_model.resolve()) if options.predictor_model else None,
                                    planner=options.planner, planning_rate=options.planning_rate,
-                                   mixed_reality_scene=scene)
+                                   mixed_reality_scene=scene, llm=options.llm,
+                                   llm_model=str(options.llm_model.resolve()) if options.llm_model else None,
+                                   llm_cache=str(options.llm_cache.resolve()) if options.llm_cache else None)
     if options.record:
         perception = [spec.name for spec in specs]
         recorded = topics.SIMULATED_SENSOR_TOPICS + (
             [topics.DETECTED_OBJECTS] if "lidar_detector" in perception else []) + (
             [topics.TRACKED_OBJECTS, topics.PREDICTED_OBJECTS] if "trajectory_predictor" in perception else []) + (
             [topics.PLANNED_PATH, topics.CROA_PLANNER_STATUS] if "croa_planner" in perception else []) + (
-            list(graph.MIXED_REALITY_OUTPUTS) if scene else [])
+            list(graph.MIXED_REALITY_OUTPUTS) if scene else []) + (
+            [topics.LLM_QUESTION, topics.LLM_ANSWER] if options.llm else [])
         specs.append(graph.bag_recorder(options.record, recorded, use_sim_time=True))
     try:
         bringup = Bringup(specs, executor=options.executor)

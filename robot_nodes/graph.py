@@ -156,6 +156,20 @@ def mr_server(scene: str, evaluate: bool = True) -> NodeSpec:
         parameters={"use_sim_time": True, "model_path": scene, "evaluate": evaluate})
 
 
+def onboard_llm(model_path: str | None = None, cache_dir: str | None = None) -> NodeSpec:
+    """The on-device language model, grounded in the contract's detections, predictions and plan
+    status; its Ask action is the node's own `~/ask` (topics.LLM_ASK_ACTION). model_path and
+    cache_dir (where the built variants are) override the parameter file's."""
+    overrides = {"model_path": model_path, "cache_dir": cache_dir}
+    return NodeSpec(
+        name="onboard_llm", executable="onboard_llm", node_class="robot_nodes.onboard_llm:OnboardLlmNode",
+        remappings=(("~/input/question", topics.LLM_QUESTION), ("~/output/answer", topics.LLM_ANSWER),
+                    ("~/input/detected_objects", topics.DETECTED_OBJECTS),
+                    ("~/input/predicted_objects", topics.PREDICTED_OBJECTS),
+                    ("~/input/planner_status", topics.CROA_PLANNER_STATUS)),
+        parameters={"use_sim_time": True, **{name: value for name, value in overrides.items() if value is not None}})
+
+
 MIXED_REALITY_OUTPUTS = (topics.UPLINK_DECISION, topics.UPLINK_IMAGE, topics.UPLINK_POSE, topics.UPLINK_CAMERA_INFO,
                          topics.MR_STREAM_QUALITY)
 """What the mixed-reality nodes publish that a run records (not the shown stream: it is the camera's
@@ -180,12 +194,14 @@ def simulation_graph(scenario: str | None = None, seed: int | None = None, real_
                      wait_for_subscribers: float | None = None, detector: bool = True,
                      detector_model: str | None = None, predictor: bool = True,
                      predictor_model: str | None = None, planner: str = "lane_keeping",
-                     planning_rate: float | None = None, mixed_reality_scene: str | None = None) -> list[NodeSpec]:
+                     planning_rate: float | None = None, mixed_reality_scene: str | None = None,
+                     llm: bool = False, llm_model: str | None = None, llm_cache: str | None = None) -> list[NodeSpec]:
     """The simulated world, the driver of the robot in it (`planner`: the lane-keeping controller or
     the CROA planner, see PLANNERS) and (with `detector`) the lidar detector on the world's scans,
     followed (with `predictor`) by the tracker and predictor. The CROA planner plans on the
     predictions, so it needs both. With a `mixed_reality_scene` (a Gaussian-splatting .ply of the
-    world), the mixed-reality uplink and its server, scoring the stream."""
+    world), the mixed-reality uplink and its server, scoring the stream. With `llm`, the on-device
+    language model (`llm_model`, `llm_cache`: see onboard_llm()) answering questions about the scene."""
     if planner == "croa" and not (detector and predictor):
         raise ValueError("the croa planner plans on the predicted objects: it needs the detector and the predictor")
     specs = [sim_world(scenario, seed, real_time_factor, wait_for_subscribers),
@@ -194,6 +210,8 @@ def simulation_graph(scenario: str | None = None, seed: int | None = None, real_
         specs += perception_nodes(detector_model, predictor, predictor_model)
     if mixed_reality_scene:
         specs += [gsrmr_uplink(mixed_reality_scene), mr_server(mixed_reality_scene)]
+    if llm:
+        specs.append(onboard_llm(llm_model, llm_cache))
     return specs
 
 

@@ -3,8 +3,9 @@ tracker/predictor and the mixed-reality uplink (GSRMR) over ROS, driven by the C
 predictions (or the lane-keeping controller), record every topic to a rosbag2 bag, replay the bag
 through a bag_player, check that nothing was lost, score the replayed detections and predictions
 against the simulated ground truth, the uplink's energy and the remote stream's quality against
-always uploading, report the planner's cycles and whether the robot hit anything, and print a
-summary (also written to <output>/summary.md)."""
+always uploading, report the planner's cycles and whether the robot hit anything, with --llm ask the on-device language
+model a few questions about the scene while it runs, and print a summary (also written to
+<output>/summary.md)."""
 from __future__ import annotations
 
 import argparse
@@ -19,11 +20,14 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
+from action_msgs.msg import GoalStatus
+from rclpy.action import ActionClient
 from rclpy.node import Node
 from rclpy.qos import QoSProfile
 from rclpy.serialization import deserialize_message
 from tqdm import tqdm
 
+from edge_robot_msgs.action import Ask
 from edge_robot_msgs.msg import (DetectedObjects, GroundTruthObjects, PlannerStatus, PredictedObjects, StreamQuality,
                                  UplinkDecision)
 from nav_msgs.msg import Odometry
@@ -34,7 +38,7 @@ from evaluation.prediction_run import MATCH_DISTANCE, score_prediction_run
 from perception.objects import corners_bev
 from robot_nodes import graph, topics
 from robot_nodes.bags import BagError, BagReader, BagTopic, adapted_qos, message_class
-from robot_nodes.bringup import Bringup, model_hint, simulation_scene
+from robot_nodes.bringup import Bringup, add_llm_arguments, model_hint, simulation_scene
 from robot_nodes.conversions import (msg_to_detected_objects, msg_to_ground_truth_objects, msg_to_predicted_objects,
                                      odometry_to_se2, stamp_ns, transform_to_se3)
 from robot_nodes.parameters import ParameterError
@@ -115,6 +119,100 @@ class MixedRealityRun:
     """The uplink's quality threshold (running mean PSNR), dB."""
 
 
+@dataclass(frozen=True)
+class SceneQuestion:
+    """A question the main job asks the onboard_llm node while the world runs."""
+
+    text: str
+    latency_target: float
+    """Whole-answer latency target, seconds (0: none)."""
+
+
+SCENE_QUESTIONS = (
+    SceneQuestion("What is around the robot, and what is nearest?", 0.0),
+    SceneQuestion("Is any road user moving near the robot?", 4.0),
+    SceneQuestion("Should the robot slow down? Answer in one sentence.", 2.0),
+)
+"""Asked one after another (each once the previous one is answered), so each answer sees the scene
+when it was asked; the targets span none, loose and tight, so the controller's choices show."""
+
+LLM_ASK_AT_S = 3.0
+"""Simulated seconds before the first question (half the run when shorter): by then the detector and
+the predictor have published, and the answer is grounded in them."""
+
+LLM_ANSWER_TIMEOUT_S = 120.0
+"""Wall seconds the run goes on past its duration for answers still being generated."""
+
+GOAL_STATUS = {GoalStatus.STATUS_SUCCEEDED: "succeeded", GoalStatus.STATUS_CANCELED: "canceled",
+               GoalStatus.STATUS_ABORTED: "aborted"}
+
+
+@dataclass
+class LlmAnswer:
+    """One question and the Ask action's result."""
+
+    question: SceneQuestion
+    asked_at_s: float
+    """Simulated seconds when the goal was sent."""
+    status: str
+    """'succeeded', 'aborted' (the answer then says why), 'canceled' or 'not accepted'."""
+    result: Ask.Result
+
+
+@dataclass
+class LlmRun:
+    """What the onboard_llm node answered during the simulation."""
+
+    answers: list[LlmAnswer]
+    unanswered: list[str]
+    """Questions without a result when the run ended (LLM_ANSWER_TIMEOUT_S after its duration)."""
+    refused: int
+    """Requests the node refused (its queue was full)."""
+    truncated_prompts: int
+    """Prompts the node cut to fit its context."""
+
+
+class SceneQuestioner(Node):
+    """Sends `questions` to the onboard_llm node's Ask action one at a time, the first once
+    `sim_time()` reaches `start_s`, and keeps the results."""
+
+    def __init__(self, context, questions: tuple[SceneQuestion, ...], start_s: float, sim_time) -> None:
+        super().__init__("scene_questioner", context=context)
+        self._client = ActionClient(self, Ask, topics.LLM_ASK_ACTION)
+        self._waiting = list(questions)
+        self._asking: SceneQuestion | None = None
+        self._start_s, self._sim_time = start_s, sim_time
+        self.answers: list[LlmAnswer] = []
+        self.create_timer(0.1, self._ask_next)
+
+    @property
+    def finished(self) -> bool:
+        return not self._waiting and self._asking is None
+
+    def unanswered(self) -> list[str]:
+        return [question.text for question in ([self._asking] if self._asking else []) + self._waiting]
+
+    def _ask_next(self) -> None:
+        if self._asking or not self._waiting or self._sim_time() < self._start_s or not self._client.server_is_ready():
+            return
+        question = self._asking = self._waiting.pop(0)
+        asked_at = self._sim_time()
+        sent = self._client.send_goal_async(Ask.Goal(question=question.text, latency_target=question.latency_target))
+        sent.add_done_callback(lambda future: self._on_goal(future.result(), question, asked_at))
+
+    def _on_goal(self, handle, question: SceneQuestion, asked_at: float) -> None:
+        if not handle.accepted:
+            self._finish(LlmAnswer(question, asked_at, "not accepted", Ask.Result()))
+            return
+        handle.get_result_async().add_done_callback(lambda future: self._finish(LlmAnswer(
+            question, asked_at, GOAL_STATUS.get(future.result().status, str(future.result().status)),
+            future.result().result)))
+
+    def _finish(self, answer: LlmAnswer) -> None:
+        self.answers.append(answer)
+        self._asking = None
+
+
 @dataclass
 class SimulationRun:
     """What simulate_and_record gives back."""
@@ -133,6 +231,7 @@ class SimulationRun:
     predictor: PredictorRun | None = None
     planner: PlannerRun | None = None
     mixed_reality: MixedRealityRun | None = None
+    llm: LlmRun | None = None
 
 
 @dataclass
@@ -220,15 +319,19 @@ class ReplayMonitor(Node):
 def simulate_and_record(bag: Path, duration: float, scenario: str | None, seed: int | None,
                         real_time_factor: float, detector: bool = True, detector_model: str | None = None,
                         predictor: bool = True, predictor_model: str | None = None, planner: str = "lane_keeping",
-                        planning_rate: float | None = None, mixed_reality_scene: str | None = None) -> SimulationRun:
-    """Run the simulation graph plus a recorder; returns the published counts (sim_world's, the
-    detector's objects, the predictor's and the planner's), wall seconds, the robot's body and road,
-    and what the detector, the predictor, the planner and the mixed-reality nodes did (None without them)."""
+                        planning_rate: float | None = None, mixed_reality_scene: str | None = None,
+                        llm: bool = False, llm_model: str | None = None, llm_cache: str | None = None) -> SimulationRun:
+    """Run the simulation graph plus a recorder (and, with `llm`, the onboard_llm node and a client
+    asking it SCENE_QUESTIONS; the run goes on past `duration` until they are answered); returns the
+    published counts (sim_world's, the detector's objects, the predictor's and the planner's), wall
+    seconds, the robot's body and road, and what the detector, the predictor, the planner, the
+    mixed-reality nodes and the language model did (None without them)."""
     # The world waits for the recorder's subscriptions so the bag starts with the first step.
     specs = graph.simulation_graph(scenario, seed, real_time_factor, wait_for_subscribers=10.0, detector=detector,
                                    detector_model=detector_model, predictor=predictor, predictor_model=predictor_model,
                                    planner=planner, planning_rate=planning_rate,
-                                   mixed_reality_scene=mixed_reality_scene)
+                                   mixed_reality_scene=mixed_reality_scene, llm=llm, llm_model=llm_model,
+                                   llm_cache=llm_cache)
     running = {spec.name for spec in specs}
     predictor = "trajectory_predictor" in running
     croa = "croa_planner" in running
@@ -238,12 +341,23 @@ def simulate_and_record(bag: Path, duration: float, scenario: str | None, seed: 
         list(graph.MIXED_REALITY_OUTPUTS) if mixed_reality_scene else [])
     specs.append(graph.bag_recorder(str(bag), recorded, use_sim_time=True))
     bringup = Bringup(specs)
-    node, predictor_node, planner_node, uplink_node, server_node = None, None, None, None, None
+    questioner = None
+    if llm:
+        questioner = SceneQuestioner(bringup.context, SCENE_QUESTIONS, min(LLM_ASK_AT_S, duration / 2),
+                                     lambda: bringup.sim_time)
+        bringup.add_node(questioner)
+    node, predictor_node, planner_node, uplink_node, server_node, llm_node = None, None, None, None, None, None
     started = time.perf_counter()
+    past_duration: dict[str, float] = {}
     with tqdm(total=duration, desc="simulating + recording", unit="sim s", bar_format="{l_bar}{bar}| {n:.1f}/{total:.0f} sim s") as bar:
         def done() -> bool:
             bar.update(min(bringup.sim_time, duration) - bar.n)
-            return bringup.sim_time > duration  # past it, so the last step has published everything
+            if bringup.sim_time <= duration:  # past it, so the last step has published everything
+                return False
+            if questioner is None or questioner.finished:
+                return True
+            past_duration.setdefault("wall", time.monotonic())
+            return time.monotonic() - past_duration["wall"] > LLM_ANSWER_TIMEOUT_S
         try:
             bringup.spin_until(done)  # also returns when an executor thread died (a node raised)
             simulated = bringup.sim_time
@@ -254,6 +368,7 @@ def simulate_and_record(bag: Path, duration: float, scenario: str | None, seed: 
             planner_node = bringup.node("croa_planner") if croa else None
             if mixed_reality_scene:
                 uplink_node, server_node = bringup.node("gsrmr_uplink"), bringup.node("mr_server")
+            llm_node = bringup.node("onboard_llm") if llm else None
         finally:
             bringup.shutdown()  # lets a detection in progress finish (and publish: counted, not recorded)
     run = SimulationRun(published, time.perf_counter() - started, world.scenario.ego, world.road, simulated)
@@ -277,6 +392,8 @@ def simulate_and_record(bag: Path, duration: float, scenario: str | None, seed: 
                                             dataclasses.asdict(server_node.counters),
                                             list(server_node.render_times_ms), mixed_reality_scene,
                                             uplink_node.config.policy.quality_threshold)
+    if llm_node is not None:
+        run.llm = LlmRun(list(questioner.answers), questioner.unanswered(), llm_node.refused, llm_node.truncated_prompts)
     return run
 
 
@@ -526,12 +643,43 @@ def mixed_reality_markdown(tally: ReplayTally, run: MixedRealityRun) -> list[str
     return lines
 
 
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def llm_markdown(run: LlmRun) -> list[str]:
+    """Each question with its answer, timings, the variant that answered and its energy (summary lines)."""
+    lines = ["", "## On-device language model", "",
+             f"- {len(run.answers)} questions asked over `{topics.LLM_ASK_ACTION}` while the world ran, one at a time, "
+             f"grounded in the latest detections, predictions and plan status; {run.refused} refused (queue full), "
+             f"{run.truncated_prompts} prompts cut to the context"]
+    if run.unanswered:
+        lines.append(f"- **no answer within {LLM_ANSWER_TIMEOUT_S:g} s after the run's end**: "
+                     + "; ".join(f"\"{text}\"" for text in run.unanswered))
+    for answer in run.answers:
+        question, result = answer.question, answer.result
+        target = (f"target {question.latency_target:g} s, "
+                  f"{'met' if result.total_time <= question.latency_target else 'missed'}"
+                  if question.latency_target > 0 else "no target")
+        lines.append(f"- Q (at {answer.asked_at_s:.1f} simulated s, {target}): {question.text}")
+        if answer.status != "succeeded":
+            lines.append(f"  - {answer.status}: {_one_line(result.answer) or '(no answer)'}")
+            continue
+        lines.append(f"  - A: {_one_line(result.answer)}")
+        lines.append(f"  - {result.variant}: TTFT {result.time_to_first_token * 1e3:.0f} ms, TPOT "
+                     f"{result.time_per_output_token * 1e3:.1f} ms, total {result.total_time:.2f} s "
+                     f"({result.prompt_tokens} prompt + {result.generated_tokens} generated tokens); energy "
+                     f"{result.energy:.2f} J ({result.energy_source})")
+    return lines
+
+
 def summary_markdown(bag: Path, duration: float, record_wall: float, replay_wall: float,
                      recorded: collections.Counter, recorded_digests: dict, tally: ReplayTally,
                      published: collections.Counter, detector_run: DetectorRun | None = None,
                      predictor_run: PredictorRun | None = None, planner_run: PlannerRun | None = None,
                      driver: str = "lane_keeping", ego: EgoConfig | None = None,
-                     road: RoadGeometry | None = None, mixed_reality_run: MixedRealityRun | None = None) -> str:
+                     road: RoadGeometry | None = None, mixed_reality_run: MixedRealityRun | None = None,
+                     llm_run: LlmRun | None = None) -> str:
     lines = [f"# edge-demo summary ({datetime.now(timezone.utc):%Y-%m-%d %H:%M UTC})", "",
              f"- bag: `{bag}` ({sum(recorded.values())} messages, {duration:.1f} simulated s)",
              f"- driven by: {'the CROA planner' if driver == 'croa' else 'the lane-keeping controller'}",
@@ -567,6 +715,8 @@ def summary_markdown(bag: Path, duration: float, record_wall: float, replay_wall
         lines += mixed_reality_markdown(tally, mixed_reality_run)
     if ego is not None and road is not None:
         lines += driving_markdown(tally, ego, road)
+    if llm_run is not None:
+        lines += llm_markdown(llm_run)
     return "\n".join(lines) + "\n"
 
 
@@ -597,6 +747,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mixed-reality-scene", metavar="PLY", type=Path,
                         help="Gaussian-splatting scene of the world (default: built for the scenario and seed, "
                              "kept in out/gaussian_scenes)")
+    add_llm_arguments(parser)
     options = parser.parse_args(argv)
     if not (options.duration > 0 and math.isfinite(options.duration)):
         parser.error("--duration must be a positive number of seconds")
@@ -617,17 +768,20 @@ def main(argv: list[str] | None = None) -> int:
             detector_model=str(options.detector_model.resolve()) if options.detector_model else None,
             predictor=not options.no_predictor,
             predictor_model=str(options.predictor_model.resolve()) if options.predictor_model else None,
-            planner=options.planner, planning_rate=options.planning_rate, mixed_reality_scene=scene)
+            planner=options.planner, planning_rate=options.planning_rate, mixed_reality_scene=scene,
+            llm=options.llm, llm_model=str(options.llm_model.resolve()) if options.llm_model else None,
+            llm_cache=str(options.llm_cache.resolve()) if options.llm_cache else None)
         recorded, recorded_digests = bag_digests(bag)
         tally, replay_wall = replay(bag, options.replay_rate)
     except (ParameterError, StartupError, BagError) as error:
         print(f"edge-demo: {error}{model_hint(error)}", file=sys.stderr)
         return 2
     stopped_early = run.simulated_s < options.duration
-    summary = summary_markdown(bag, run.simulated_s if stopped_early else options.duration,
+    # With the language model the world runs on until its last answer: report what was simulated.
+    summary = summary_markdown(bag, run.simulated_s if stopped_early or run.llm else options.duration,
                                run.wall_s, replay_wall, recorded, recorded_digests, tally, run.published,
                                run.detector, run.predictor, run.planner, options.planner, run.ego, run.road,
-                               run.mixed_reality)
+                               run.mixed_reality, run.llm)
     if stopped_early:
         summary = summary.replace("\n\n", f"\n\n**The run stopped early, at {run.simulated_s:.1f} of {options.duration:g} "
                                   "simulated s: a node raised (its traceback is in the log above).**\n\n", 1)
@@ -638,7 +792,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"edge-demo: the run stopped early, at {run.simulated_s:.1f} of {options.duration:g} simulated s",
               file=sys.stderr)
     lost = sum(recorded.values()) - sum(tally.counts[t] for t in recorded)
-    return 0 if lost == 0 and not stopped_early else 1
+    unanswered = run.llm is not None and (run.llm.unanswered or any(a.status != "succeeded" for a in run.llm.answers))
+    if unanswered:
+        print("edge-demo: the language model did not answer every question (see the summary)", file=sys.stderr)
+    return 0 if lost == 0 and not stopped_early and not unanswered else 1
 
 
 if __name__ == "__main__":

@@ -113,6 +113,10 @@ class OnboardLlmNode(Node):
     def __init__(self, **node_options) -> None:
         super().__init__("onboard_llm", **node_options)
         self.config = declare_config(self, OnboardLlmConfig)
+        # Before the engine, which may fail: rclpy destroys a node whose construction raised.
+        self._queue: RequestQueue[_Job] = RequestQueue(self.config.queue_size)
+        self._worker: threading.Thread | None = None
+        self._action: ActionServer | None = None
         self.llm = self._start_engine()
         self.inputs = InputGuard(self)
         self._state_lock = threading.Lock()
@@ -121,7 +125,6 @@ class OnboardLlmNode(Node):
         """Requests refused because the queue was full."""
         self.truncated_prompts = 0
         """Prompts cut to fit the context."""
-        self._queue: RequestQueue[_Job] = RequestQueue(self.config.queue_size)
 
         self.pub_answer = self.create_publisher(String, "~/output/answer", 10)
         self.create_subscription(String, "~/input/question", self.inputs.wrap("~/input/question", self.on_question), 10)
@@ -274,9 +277,10 @@ class OnboardLlmNode(Node):
 
     def destroy_node(self) -> None:
         self._queue.close()
-        if self._worker.is_alive() and threading.current_thread() is not self._worker:
+        if self._worker is not None and self._worker.is_alive() and threading.current_thread() is not self._worker:
             self._worker.join()
-        self._action.destroy()
+        if self._action is not None:
+            self._action.destroy()
         super().destroy_node()
 
 

@@ -24,6 +24,10 @@ UPLINK_POSE = "/mixed_reality/uplink/pose"
 UPLINK_CAMERA_INFO = "/mixed_reality/uplink/camera_info"
 MR_STREAM = "/mixed_reality/stream"
 MR_STREAM_QUALITY = "/mixed_reality/stream/quality"
+LLM_QUESTION = "/onboard_llm/question"
+LLM_ANSWER = "/onboard_llm/answer"
+LLM_ASK_ACTION = "/onboard_llm/ask"
+"""The onboard_llm node's Ask action (edge_robot_msgs/action/Ask): an action, not a topic, so not in CONTRACT."""
 
 CONTRACT = {
     LIDAR_POINTS: "sensor_msgs/msg/PointCloud2",
@@ -50,6 +54,8 @@ CONTRACT = {
     UPLINK_CAMERA_INFO: "sensor_msgs/msg/CameraInfo",
     MR_STREAM: "sensor_msgs/msg/Image",
     MR_STREAM_QUALITY: "edge_robot_msgs/msg/StreamQuality",
+    LLM_QUESTION: "std_msgs/msg/String",
+    LLM_ANSWER: "std_msgs/msg/String",
 }
 """Topic → message type of every topic in the contract (markers: one topic per node, under .../markers)."""
 

@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from onboard_llm.energy import MODEL_SOURCE, RAPL_SOURCE
+from onboard_llm.variants import build_variants, cache_folder
 from perception.detection import CenterPointNet, DetectorConfig, save_checkpoint
 from robot_nodes import graph, main_job, topics
 from robot_nodes.bags import BagReader, BagWriter
@@ -18,6 +20,7 @@ from robot_nodes.gsrmr_uplink import GsrmrUplinkConfig
 from robot_nodes.lane_keeping_controller import LaneKeepingNodeConfig
 from robot_nodes.lidar_detector import LidarDetectorConfig
 from robot_nodes.mr_server import MrServerConfig
+from robot_nodes.onboard_llm import OnboardLlmConfig
 from robot_nodes.parameters import config_from_parameter_file
 from robot_nodes.record_sim import drive, record_simulation
 from robot_nodes.sim_messages import SimWorldConfig
@@ -25,7 +28,8 @@ from robot_nodes.trajectory_predictor import TrajectoryPredictorConfig
 from training.gaussian_scene import build_scene
 
 REPO = Path(__file__).resolve().parents[2]
-ALL_SPECS = [*graph.simulation_graph(mixed_reality_scene="scene.ply"), graph.croa_planner(),
+TINY_LLM = REPO / "data/llm/stories260K.bin"
+ALL_SPECS = [*graph.simulation_graph(mixed_reality_scene="scene.ply", llm=True), graph.croa_planner(),
              graph.bag_player("some_bag"), graph.bag_recorder("out", ["/odom"])]
 
 
@@ -57,7 +61,8 @@ def test_every_node_spec_names_real_things(spec):
                                                     ("lane_keeping_controller", LaneKeepingNodeConfig),
                                                     ("lidar_detector", LidarDetectorConfig),
                                                     ("trajectory_predictor", TrajectoryPredictorConfig),
-                                                    ("croa_planner", CroaPlannerNodeConfig)])
+                                                    ("croa_planner", CroaPlannerNodeConfig),
+                                                    ("onboard_llm", OnboardLlmConfig)])
 def test_parameter_files_match_the_configs(node_name, config_cls):
     # Unknown keys or out-of-range values in the file would raise here.
     config_from_parameter_file(config_cls, REPO / "config" / f"{node_name}.param.yaml", node_name)
@@ -119,6 +124,19 @@ def test_the_croa_planner_replaces_the_lane_keeping_controller_as_the_driver():
         graph.simulation_graph(planner="croa", predictor=False)
     with pytest.raises(ValueError, match="planner must be one of"):
         graph.simulation_graph(planner="autopilot")
+
+
+def test_the_language_model_joins_the_graph_on_request_grounded_in_the_perception_and_plan_topics():
+    assert "onboard_llm" not in [spec.name for spec in graph.simulation_graph()]
+    llm = graph.simulation_graph(llm=True, llm_model="/m.gguf", llm_cache="/cache")[-1]
+    assert llm.name == "onboard_llm"
+    assert llm.parameters == {"use_sim_time": True, "model_path": "/m.gguf", "cache_dir": "/cache"}
+    remapped = dict(llm.remappings)
+    assert remapped["~/input/detected_objects"] == topics.DETECTED_OBJECTS
+    assert remapped["~/input/predicted_objects"] == topics.PREDICTED_OBJECTS
+    assert remapped["~/input/planner_status"] == topics.CROA_PLANNER_STATUS
+    assert (remapped["~/input/question"], remapped["~/output/answer"]) == (topics.LLM_QUESTION, topics.LLM_ANSWER)
+    assert topics.LLM_ASK_ACTION == f"/{llm.name}/ask"  # the node's own ~/ask, not remapped
 
 
 @pytest.mark.parametrize("launch_file", sorted((REPO / "launch").glob("*.launch.py")), ids=lambda path: path.name)
@@ -198,6 +216,27 @@ def test_main_job_driven_by_the_croa_planner_reports_its_cycles_and_the_driving(
     assert "driven by: the CROA planner" in summary and "## CROA planning" in summary, summary
     assert re.search(r"\| `/planning/croa_planner/status` \| \d+ \| [1-9]\d* \|", summary), summary
     assert "cmd_vel commands" in summary and "## Driving" in summary and "collisions with road users" in summary
+
+
+def test_main_job_asks_the_language_model_about_the_scene_and_reports_answers_latency_and_energy(tmp_path):
+    cache = tmp_path / "llm"
+    build_variants(TINY_LLM, cache_folder(TINY_LLM, cache), window=64, evaluation_windows=2, calibration_windows=2,
+                   threads=1, log=lambda line: None)
+    exit_code = main_job.main(["--duration", "1.0", "--real-time-factor", "0", "--replay-rate", "2",
+                               "--output", str(tmp_path / "runs"), "--no-detector", "--no-mixed-reality",
+                               "--llm", "--llm-model", str(TINY_LLM), "--llm-cache", str(cache)])
+    summary = next(tmp_path.glob("runs/*/summary.md")).read_text()
+    assert exit_code == 0, summary
+    assert "## On-device language model" in summary and "0 refused" in summary, summary
+    section = summary.split("## On-device language model")[1]
+    for question in main_job.SCENE_QUESTIONS:
+        assert f"{question.text}" in section, section
+    answers = re.findall(r"  - A: (.+)\n  - (\w+): TTFT (\d+) ms, TPOT ([\d.]+) ms, total ([\d.]+) s .+; energy "
+                         r"([\d.]+) J \((.+)\)", section)
+    assert len(answers) == len(main_job.SCENE_QUESTIONS), section
+    for text, variant, _, tpot, total, joules, source in answers:
+        assert text.strip() and variant in OnboardLlmConfig().variants
+        assert float(tpot) > 0 and float(total) > 0 and float(joules) > 0 and source in (RAPL_SOURCE, MODEL_SOURCE)
 
 
 def test_main_job_without_a_model_says_which_file_and_what_to_do(tmp_path, capsys):
