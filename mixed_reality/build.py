@@ -1,15 +1,17 @@
 """A Gaussian model from posed RGB-D frames: the 3DGS initialisation, from depth instead of SfM points.
 
 Every pixel with a depth is back-projected into map with its colour and its surface normal (from
-the depths of its neighbours), and the points are averaged in a fine voxel grid. An octree then
-decides how large each Gaussian may be: from the coarsest voxel size down, a voxel becomes one
-Gaussian when what it holds is one flat surface of one colour that fills it (colours within
-colour_tolerance, normals agreeing, points spread over the voxel's plane); whatever is left is
-tried at the next finer size, and the finest voxels are taken as they are. So uniform road and
-facades are a few large Gaussians while lane markings, edges and silhouettes get small ones, as
-3DGS's densification would grow them. Each Gaussian lies in its surface (thin along the normal,
-which faces the cameras) and is as wide as its voxel, or as the pixel footprint of the closest
-view where the frames sampled the surface more coarsely, so neighbours overlap into a closed surface.
+the depths of its neighbours), and the points are averaged in a fine voxel grid (thinned first
+where pixels are much finer than it). An octree then decides how large each Gaussian may be: from
+the coarsest voxel size down, a voxel becomes one Gaussian when it and its neighbours hold one
+flat surface of one colour that goes on past the voxel on every side (colours within
+colour_tolerance, normals agreeing, every neighbour in the voxel's plane occupied), so that the
+Gaussian's tails, which reach into the neighbours, blur nothing; whatever is left is tried at the
+next finer size, and the finest voxels are taken as they are. So uniform road and facades are few
+large Gaussians while lane markings, edges and silhouettes get small ones, as 3DGS's densification
+would grow them. Each Gaussian lies in its surface (thin along the normal, which faces the cameras)
+and is as wide as its voxel, or as the pixel footprint of the closest view where the frames sampled
+the surface more coarsely, so neighbours overlap into a closed surface.
 
 Pure numpy and scipy; the frames come from anywhere (a robot's mapping drive, sim.survey for the
 simulated world).
@@ -51,10 +53,11 @@ class BuildConfig:
     """Edge of the coarsest voxels, metres (doubling from voxel_size, rounded down to a power of two
     times it): the largest Gaussians, on uniform surfaces."""
     color_tolerance: float = field(default=0.03, metadata={"range": (0.0, 1.0)})
-    """A voxel is one Gaussian only if, over it and its occupied neighbours, the standard deviation
-    of the colours is below this (RGB in [0, 1])..."""
+    """A voxel above the finest is one Gaussian only if, over it and its occupied neighbours, the
+    standard deviation of the colours is below this (RGB in [0, 1])..."""
     normal_agreement: float = field(default=0.97, metadata={"range": (0.0, 1.0)})
-    """... and the length of its mean unit normal is at least this (1: all normals parallel)."""
+    """... and the length of their mean unit normal is at least this (1: all normals parallel), and
+    every neighbour in the voxel's plane is occupied."""
     max_depth: float = field(default=60.0, metadata={"range": (0.5, 10000.0)})
     """Pixels deeper than this are not used, metres: a mapping drive sees every surface closer from
     another pose, and far pixels are large and few."""
