@@ -10,8 +10,12 @@ total time.
 Decision, in order: (1) the points whose variant keeps perplexity within `max_quality_loss` of the
 best variant and whose prediction meets the target, least energy first; (2) any point meeting the
 target (a lower-quality variant, said in the decision); (3) the fastest point for the target's
-measure (the target cannot be met; said too). Predictions are scaled by a per-point correction,
-an exponential average of measured / predicted, so a busier machine shifts the choice.
+measure (the target cannot be met; said too). Predictions are scaled by the machine's load (an
+exponential average of measured / profiled over every run, shared by all points) times a per-point
+correction (what one point's runs add to that, learnt more slowly), so a busier machine slows every prediction, not only
+the point that happened to run: with per-point corrections alone, one slow run on a shared machine
+made the point that ran look slower than every stale one, and the controller moved to points that
+were no faster and cost more energy.
 """
 from __future__ import annotations
 
@@ -142,6 +146,8 @@ class Decision:
 
 @dataclass
 class _Correction:
+    """Measured / profiled factors of TTFT, TPOT and power."""
+
     ttft: float = 1.0
     tpot: float = 1.0
     watts: float = 1.0
@@ -151,7 +157,7 @@ class Controller:
     """Picks an operating point per request and learns from what the runs measure. Thread-safe."""
 
     def __init__(self, profile: Profile, perplexities: dict[str, float], max_quality_loss: float = 0.08,
-                 learning_rate: float = 0.3, margin: float = 0.9) -> None:
+                 learning_rate: float = 0.3, point_learning_rate: float = 0.05, margin: float = 0.9) -> None:
         self.points = [point for point in profile.points if point.variant in perplexities]
         if not self.points:
             raise ValueError("the profile has no operating point of the given variants")
@@ -160,17 +166,24 @@ class Controller:
         self.high_quality = {variant for variant, value in perplexities.items() if value <= best * (1 + max_quality_loss)}
         """Variants within max_quality_loss of the best perplexity."""
         self.learning_rate = learning_rate
+        """How far each run moves the shared load toward measured / profiled."""
+        self.point_learning_rate = point_learning_rate
+        """How far it moves the point's own correction: slowly, because one run cannot tell the
+        machine's load from the point's bias, and a common slowdown must land in the load."""
         self.margin = margin
         """A point meets a target when its prediction is within margin × target (headroom for noise)."""
+        self._load = _Correction()
+        """The machine's load against the profile, learnt from every run."""
         self._corrections = {point.key: _Correction() for point in self.points}
+        """What each point's own runs add to the load."""
         self._lock = threading.Lock()
 
     def predict(self, point: OperatingPoint, request: Request) -> Prediction:
-        correction = self._corrections[point.key]
-        ttft = correction.ttft * (point.ttft_fixed_s + point.ttft_per_token_s * request.prompt_tokens)
-        tpot = correction.tpot * point.tpot_s
+        load, correction = self._load, self._corrections[point.key]
+        ttft = load.ttft * correction.ttft * (point.ttft_fixed_s + point.ttft_per_token_s * request.prompt_tokens)
+        tpot = load.tpot * correction.tpot * point.tpot_s
         total = ttft + tpot * max(request.max_new_tokens - 1, 0)
-        return Prediction(ttft, tpot, total, correction.watts * point.watts * total)
+        return Prediction(ttft, tpot, total, load.watts * correction.watts * point.watts * total)
 
     def decide(self, request: Request) -> Decision:
         with self._lock:
@@ -193,18 +206,24 @@ class Controller:
                         f"no operating point is predicted to meet {target.kind} ≤ {target.seconds:g} s; fastest")
 
     def observe(self, decision: Decision, request: Request, stats: GenerationStats, joules: float) -> None:
-        """Learn from a finished run: move the point's corrections toward measured / uncorrected prediction."""
+        """Learn from a finished run: measured / profiled moves the shared load and then the point's own
+        correction toward it."""
         point = next(point for point in self.points if point.key == (decision.variant, decision.threads))
         base_ttft = point.ttft_fixed_s + point.ttft_per_token_s * stats.prompt_tokens
-        rate = self.learning_rate
+        ratios = {}
+        if base_ttft > 0 and stats.time_to_first_token > 0:
+            ratios["ttft"] = stats.time_to_first_token / base_ttft
+        if stats.generated_tokens > 1 and point.tpot_s > 0:
+            ratios["tpot"] = stats.time_per_output_token / point.tpot_s
+        if stats.total_time > 0 and point.watts > 0:
+            ratios["watts"] = joules / stats.total_time / point.watts
         with self._lock:
-            correction = self._corrections[point.key]
-            if base_ttft > 0 and stats.time_to_first_token > 0:
-                correction.ttft += rate * (stats.time_to_first_token / base_ttft - correction.ttft)
-            if stats.generated_tokens > 1 and point.tpot_s > 0:
-                correction.tpot += rate * (stats.time_per_output_token / point.tpot_s - correction.tpot)
-            if stats.total_time > 0 and point.watts > 0:
-                correction.watts += rate * (joules / stats.total_time / point.watts - correction.watts)
+            load, correction = self._load, self._corrections[point.key]
+            for name, ratio in ratios.items():
+                shared, own = getattr(load, name), getattr(correction, name)
+                shared += self.learning_rate * (ratio / own - shared)
+                setattr(load, name, shared)
+                setattr(correction, name, own + self.point_learning_rate * (ratio / shared - own))
 
 
 ItemT = TypeVar("ItemT")

@@ -73,6 +73,21 @@ def test_measured_latencies_correct_the_predictions():
     assert (control.decide(request).variant, control.decide(request).threads) == ("int4", 2)
 
 
+def test_a_busier_machine_slows_every_prediction_so_the_cheapest_point_stays_chosen():
+    control = controller(max_quality_loss=float("inf"), learning_rate=0.5)
+    request = Request(100, 50, LatencyTarget("total", 2.0))
+    assert (control.decide(request).variant, control.decide(request).threads) == ("int4_pruned", 1)
+    for _ in range(6):  # every point runs 30 % slower than profiled; only the chosen one is measured
+        decision = control.decide(request)
+        assert (decision.variant, decision.threads) == ("int4_pruned", 1)
+        stats = GenerationStats(prompt_tokens=100, generated_tokens=50, time_to_first_token=0.072 * 1.3,
+                                decode_time=49 * 0.016 * 1.3)
+        control.observe(decision, request, stats, joules=5.0 * stats.total_time)
+    # The stale int4 × 1 (1.075 s profiled) is predicted slower too, not as a cheaper way out.
+    int4 = next(point for point in control.points if point.key == ("int4", 1))
+    assert control.predict(int4, request).total == pytest.approx(1.075 * 1.3, rel=0.05)
+
+
 def test_the_queue_serves_by_priority_and_refuses_beyond_its_bound():
     queue = RequestQueue(capacity=3)
     queue.submit("low", priority=0)
