@@ -204,14 +204,15 @@ def simulation_graph(scenario: str | None = None, seed: int | None = None, real_
     language model (`llm_model`, `llm_cache`: see onboard_llm()) answering questions about the scene."""
     if planner == "croa" and not (detector and predictor):
         raise ValueError("the croa planner plans on the predicted objects: it needs the detector and the predictor")
-    specs = [sim_world(scenario, seed, real_time_factor, wait_for_subscribers),
-             driver(planner, scenario, planning_rate)]
+    # The language model first: composed in one process, its start-up (seconds of sessions, minutes
+    # of building the first time) would otherwise run while the world waits for its subscribers.
+    specs = [onboard_llm(llm_model, llm_cache)] if llm else []
+    specs += [sim_world(scenario, seed, real_time_factor, wait_for_subscribers),
+              driver(planner, scenario, planning_rate)]
     if detector:
         specs += perception_nodes(detector_model, predictor, predictor_model)
     if mixed_reality_scene:
         specs += [gsrmr_uplink(mixed_reality_scene), mr_server(mixed_reality_scene)]
-    if llm:
-        specs.append(onboard_llm(llm_model, llm_cache))
     return specs
 
 

@@ -128,7 +128,8 @@ def test_the_croa_planner_replaces_the_lane_keeping_controller_as_the_driver():
 
 def test_the_language_model_joins_the_graph_on_request_grounded_in_the_perception_and_plan_topics():
     assert "onboard_llm" not in [spec.name for spec in graph.simulation_graph()]
-    llm = graph.simulation_graph(llm=True, llm_model="/m.gguf", llm_cache="/cache")[-1]
+    llm, world = graph.simulation_graph(llm=True, llm_model="/m.gguf", llm_cache="/cache")[:2]
+    assert world.name == "sim_world"  # created after the model's start-up, so the world waits for nobody
     assert llm.name == "onboard_llm"
     assert llm.parameters == {"use_sim_time": True, "model_path": "/m.gguf", "cache_dir": "/cache"}
     remapped = dict(llm.remappings)
@@ -227,6 +228,8 @@ def test_main_job_asks_the_language_model_about_the_scene_and_reports_answers_la
                                "--llm", "--llm-model", str(TINY_LLM), "--llm-cache", str(cache)])
     summary = next(tmp_path.glob("runs/*/summary.md")).read_text()
     assert exit_code == 0, summary
+    published, recorded = map(int, re.search(r"\| `/sensing/lidar/points` \| (\d+) \| (\d+) \|", summary).groups())
+    assert published == recorded  # the model's start-up did not eat into the world's wait for the recorder
     assert "## On-device language model" in summary and "0 refused" in summary, summary
     section = summary.split("## On-device language model")[1]
     for question in main_job.SCENE_QUESTIONS:
