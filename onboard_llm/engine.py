@@ -17,11 +17,12 @@ from onboard_llm.energy import EnergyMeter
 from onboard_llm.loaders import load_tokenizer
 from onboard_llm.quality import english_text, windows
 from onboard_llm.runtime import GenerationStats, OnnxLlm
-from onboard_llm.variants import DEFAULT_CACHE, cache_folder, load_manifest
+from onboard_llm.variants import DEFAULT_CACHE, MANIFEST_FILE, cache_folder, load_manifest
 from perception.model_files import ModelFileError
 
 PROFILE_FILE = "profile.json"
-"""The offline profile, in the model's cache folder, reused while its points match the request."""
+"""The offline profile, in the model's cache folder, reused while its points match the request and
+it is newer than the variants' manifest (a rebuild re-profiles)."""
 
 
 def fit_prompt(ids: Sequence[int], limit: int) -> tuple[list[int], int]:
@@ -66,7 +67,7 @@ class OnboardLlm:
         self._run_lock = threading.Lock()
 
     def _profile(self, path: Path, log: Callable[[str], None]) -> Profile:
-        if path.is_file():
+        if path.is_file() and path.stat().st_mtime >= (path.parent / MANIFEST_FILE).stat().st_mtime:
             profile = Profile.load(path)
             if {point.key for point in profile.points} >= set(self.models) and profile.energy_source == self.meter.source:
                 profile.points = [point for point in profile.points if point.key in self.models]

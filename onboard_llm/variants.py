@@ -1,8 +1,9 @@
 """The model variants the controller chooses from, built once per model into a cache folder.
 
 - fp32: the exported graph as it is.
-- int8: onnxruntime dynamic quantization of every MatMul (weights int8 per channel, activations
-  quantized on the fly).
+- int8: onnxruntime dynamic quantization of the weight MatMuls (weights int8 per channel, activations
+  quantized per tensor on the fly), after SmoothQuant's migration of each input channel's range from
+  the activations into the weights (folded into the RMSNorm gains, so the float model is unchanged).
 - int4: weight-only MatMulNBits, block 32, asymmetric; the accuracy level (the precision of the
   activations inside the kernel) is the fastest one measured whose perplexity stays within
   INT4_PERPLEXITY_TOLERANCE of fp32.
@@ -17,6 +18,7 @@ says how to build them when they are missing or were built from another file.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
 import json
 import re
@@ -38,13 +40,15 @@ from perception.model_files import ModelFileError
 
 VARIANTS = ("fp32", "int8", "int4", "int4_pruned")
 """Every variant this module builds, in order of build."""
-BUILDER_VERSION = 3
+BUILDER_VERSION = 4
 """Bumped when the build changes what the files contain; older caches are rebuilt."""
 INT4_BLOCK_SIZE = 32
 INT4_ACCURACY_LEVELS = (1, 4)
 """Candidates measured: 1 computes in float32, 4 quantizes activations to int8 inside the kernel."""
 INT4_PERPLEXITY_TOLERANCE = 0.08
 """Most relative perplexity increase over fp32 an int4 accuracy level may cost."""
+MANIFEST_FILE = "manifest.json"
+"""What was built from which file, with the measurements, in the model's cache folder."""
 DEFAULT_CACHE = Path("out/llm")
 """Where build-llm-variants puts each model's folder (relative to the repository root)."""
 
@@ -69,6 +73,44 @@ attention products are not weights to quantize."""
 def weight_matmuls(model: onnx.ModelProto) -> list[onnx.NodeProto]:
     """The projection MatMuls still in float (not yet quantized)."""
     return [node for node in model.graph.node if node.op_type == "MatMul" and PROJECTION_NODE.search(node.name)]
+
+
+SMOOTHING_ALPHA = 0.5
+"""SmoothQuant's migration strength: input channel j is divided by max|X_j|^α / max|W_:j|^(1-α)."""
+
+
+def smooth_for_int8(weights: LlamaWeights, calibration: list[list[int]], alpha: float = SMOOTHING_ALPHA) -> LlamaWeights:
+    """SmoothQuant (Xiao et al., 2023) on the inputs of the q/k/v and gate/up projections: each input
+    channel's largest activation on the calibration text is divided out of the RMSNorm gain before
+    the projection and multiplied into the projection's weight column, so the same float function
+    has activations without outlier channels, which per-tensor int8 activations can hold."""
+    model = LlamaModel(weights).eval()
+    maxima: dict[tuple[int, str], torch.Tensor] = {}
+
+    def record(key):
+        def hook(module, inputs, output):
+            value = output.detach().abs().amax(dim=(0, 1))
+            maxima[key] = torch.maximum(maxima[key], value) if key in maxima else value
+        return hook
+
+    hooks = [norm.register_forward_hook(record((index, name))) for index, block in enumerate(model.blocks)
+             for name, norm in (("attn_norm", block.attn_norm), ("ffn_norm", block.ffn_norm))]
+    with torch.no_grad():
+        for ids in calibration:
+            model(torch.tensor([ids]), *model.empty_cache())
+    for hook in hooks:
+        hook.remove()
+    layers = []
+    for index, layer in enumerate(weights.layers):
+        layer = dict(layer)
+        for norm, projections in (("attn_norm", ("wq", "wk", "wv")), ("ffn_norm", ("w_gate", "w_up"))):
+            weight_max = torch.cat([layer[name] for name in projections]).abs().amax(dim=0).clamp(min=1e-5)
+            scale = (maxima[(index, norm)].clamp(min=1e-5) ** alpha / weight_max ** (1 - alpha)).clamp(min=1e-3)
+            layer[norm] = layer[norm] / scale
+            for name in projections:
+                layer[name] = layer[name] * scale[None, :]
+        layers.append(layer)
+    return dataclasses.replace(weights, layers=layers)
 
 
 def quantize_int8(fp32_path: Path, output: Path) -> None:
@@ -265,13 +307,16 @@ def build_variants(model_path: Path, output: Path, tokenizer_path: Path | None =
     manifest["logit_max_abs_diff"] = logit_difference(weights, paths["fp32"], calibration[0][:64])
     log(f"[build-llm-variants] fp32 export: max |logit| difference to torch {manifest['logit_max_abs_diff']}")
     record("fp32", "float32 export of the source weights (dequantized from the file)", config.n_layers)
-    quantize_int8(paths["fp32"], paths["int8"])
-    record("int8", "dynamic int8 of the weight MatMuls (per-channel weights) except the down projections and the "
-           "output head (float32)", config.n_layers)
 
     prompt = calibration[0][:16]
     with tempfile.TemporaryDirectory(dir=output) as scratch:
         scratch = Path(scratch)
+        export_onnx(smooth_for_int8(weights, calibration), scratch / "smoothed_fp32.onnx", {"variant": "int8"})
+        quantize_int8(scratch / "smoothed_fp32.onnx", paths["int8"])
+        record("int8", f"SmoothQuant (alpha {SMOOTHING_ALPHA}) on the q/k/v and gate/up inputs, then dynamic int8 of "
+               "the weight MatMuls (per-channel weights) except the down projections and the output head (float32)",
+               config.n_layers, smoothing_alpha=SMOOTHING_ALPHA)
+
         blocks = quantize_int4(paths["fp32"], scratch / "int4_base.onnx", INT4_ACCURACY_LEVELS[0], model_path,
                                list(range(config.n_layers)))
         measured = {}
@@ -304,7 +349,7 @@ def build_variants(model_path: Path, output: Path, tokenizer_path: Path | None =
     for name in VARIANTS:
         _set_variant_metadata(paths[name], name)
     manifest["build_seconds"] = time.perf_counter() - started
-    (output / "manifest.json").write_text(json.dumps(manifest, indent=2))
+    (output / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2))
     (output / "MODEL_CARD.md").write_text(model_card(manifest, model_path))
     return manifest
 
@@ -343,7 +388,7 @@ def load_manifest(model_path: Path, cache_root: Path = DEFAULT_CACHE) -> tuple[d
     """The built variants of a model: (manifest, variant → file). ModelFileError says how to build
     them when they are missing, incomplete or were built from a different file."""
     folder = cache_folder(model_path, cache_root)
-    manifest_path = folder / "manifest.json"
+    manifest_path = folder / MANIFEST_FILE
     build = f"build them with: build-llm-variants --model {model_path} --cache {cache_root}"
     if not manifest_path.is_file():
         raise ModelFileError(f"{manifest_path}: no variants built for {model_path}; {build}")

@@ -16,7 +16,7 @@ from onboard_llm.export import export_onnx
 from onboard_llm.loaders import load_llama2c, load_model
 from onboard_llm.model import LlamaModel
 from onboard_llm.runtime import OnnxLlm
-from onboard_llm.variants import VARIANTS, build_variants, cache_folder, load_manifest, repack_gguf_q4
+from onboard_llm.variants import VARIANTS, build_variants, cache_folder, load_manifest, repack_gguf_q4, smooth_for_int8
 from perception.model_files import ModelFileError
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -31,6 +31,18 @@ def tiny():
 @pytest.fixture(scope="module")
 def tiny_onnx(tiny, tmp_path_factory) -> Path:
     return export_onnx(tiny[0], tmp_path_factory.mktemp("onnx") / "tiny.onnx")
+
+
+def test_smoothing_for_int8_moves_activation_ranges_into_the_weights_without_changing_the_model(tiny):
+    weights, tokenizer = tiny
+    ids = [tokenizer.bos_id] + tokenizer.encode("Once upon a time, there was a little girl named Lily.")
+    smoothed = smooth_for_int8(weights, [ids])
+    assert not torch.allclose(smoothed.layers[0]["attn_norm"], weights.layers[0]["attn_norm"])
+    assert not torch.allclose(smoothed.layers[0]["w_up"], weights.layers[0]["w_up"])
+    with torch.no_grad():
+        original = LlamaModel(weights)(torch.tensor([ids]), *LlamaModel(weights).empty_cache())[0]
+        after = LlamaModel(smoothed)(torch.tensor([ids]), *LlamaModel(smoothed).empty_cache())[0]
+    assert torch.allclose(original, after, atol=1e-4)
 
 
 def test_onnx_greedy_decoding_from_bos_reproduces_the_known_story(tiny, tiny_onnx):
