@@ -55,9 +55,9 @@ def _ros_literal(value) -> str:
 
 
 def sim_world(scenario: str | None = None, seed: int | None = None, real_time_factor: float | None = None,
-              wait_for_subscribers: float | None = None) -> NodeSpec:
+              wait_for_subscribers: float | None = None, wait_for_command: float | None = None) -> NodeSpec:
     overrides = {"scenario": scenario, "seed": seed, "real_time_factor": real_time_factor,
-                 "wait_for_subscribers": wait_for_subscribers}
+                 "wait_for_subscribers": wait_for_subscribers, "wait_for_command": wait_for_command}
     return NodeSpec(
         name="sim_world", executable="sim_world", node_class="robot_nodes.sim_world:SimWorldNode",
         remappings=(("~/output/pointcloud", topics.LIDAR_POINTS), ("~/output/image", topics.CAMERA_IMAGE),
@@ -85,6 +85,9 @@ def croa_planner(scenario: str | None = None, planning_rate: float | None = None
                     ("~/output/status", topics.CROA_PLANNER_STATUS)),
         parameters={"use_sim_time": True, **{name: value for name, value in overrides.items() if value is not None}})
 
+
+DRIVER_START_S = 10.0
+"""The world of a simulation graph waits up to this many wall seconds for its driver's first command."""
 
 PLANNERS = ("lane_keeping", "croa")
 """What drives the simulated robot: the lane-keeping controller, or the CROA planner (which needs
@@ -207,7 +210,7 @@ def simulation_graph(scenario: str | None = None, seed: int | None = None, real_
     # The language model first: composed in one process, its start-up (seconds of sessions, minutes
     # of building the first time) would otherwise run while the world waits for its subscribers.
     specs = [onboard_llm(llm_model, llm_cache)] if llm else []
-    specs += [sim_world(scenario, seed, real_time_factor, wait_for_subscribers),
+    specs += [sim_world(scenario, seed, real_time_factor, wait_for_subscribers, DRIVER_START_S),
               driver(planner, scenario, planning_rate)]
     if detector:
         specs += perception_nodes(detector_model, predictor, predictor_model)

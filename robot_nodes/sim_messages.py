@@ -81,6 +81,10 @@ class SimWorldConfig:
     wait_for_subscribers: float = field(default=0.0, metadata={"range": (0.0, 60.0)})
     """Before the first step, wait up to this many wall seconds until every output has a
     subscriber, so a recorder started alongside misses nothing; 0 starts at once."""
+    wait_for_command: float = field(default=0.0, metadata={"range": (0.0, 60.0)})
+    """Then wait up to this many wall seconds for the driver's first /cmd_vel, publishing the
+    start's clock and odometry meanwhile, so the robot does not brake while its driver is still
+    starting (a busy start once held the first command back 2 simulated s); 0 does not wait."""
     frames: FrameIds = field(default_factory=FrameIds)
     """Frame ids."""
 

@@ -35,6 +35,8 @@ from sim.world import World
 MAX_LAG_S = 0.5
 """Wall seconds the world may fall behind its pace and still catch up (sensor steps cost more
 than a physics step's share of wall time; the cheap steps in between make up for them)."""
+COMMAND_POLL_S = 0.05
+"""While waiting for the driver's first command, the start's clock and odometry go out this often, wall s."""
 
 
 class SimWorldNode(Node):
@@ -80,6 +82,7 @@ class SimWorldNode(Node):
     def _run(self) -> None:
         step_wall = 1.0 / (self.config.physics_rate * self.config.real_time_factor) if self.config.real_time_factor else 0.0
         self._wait_for_subscribers()
+        self._wait_for_command()
         next_step = time.monotonic()
         while not self._stop.is_set() and self.context.ok():
             self.step()
@@ -97,6 +100,16 @@ class SimWorldNode(Node):
             if all(publisher.get_subscription_count() > 0 for publisher in outputs):
                 return
             self._stop.wait(0.01)
+
+    def _wait_for_command(self) -> None:
+        deadline = time.monotonic() + self.config.wait_for_command
+        while time.monotonic() < deadline and not self._stop.is_set() and self._command_time == -math.inf:
+            with self._world_lock:
+                self.pub_clock.publish(self.messages.clock())
+                self.publishers_by_topic[topics.ODOMETRY].publish(self.messages.odometry())
+                self.published[topics.CLOCK] += 1
+                self.published[topics.ODOMETRY] += 1
+            self._stop.wait(COMMAND_POLL_S)
 
     def destroy_node(self) -> None:
         self._stop.set()
