@@ -71,7 +71,7 @@ class GsrmrUplinkConfig:
     """The stream is the camera image downscaled by this whole factor (block average)."""
     jpeg_quality: int = field(default=90, metadata={"range": (1, 95)})
     """JPEG quality of uploaded frames."""
-    max_pose_gap: float = field(default=0.1, metadata={"range": (0.001, 10.0)})
+    max_pose_gap: float = field(default=0.2, metadata={"range": (0.001, 10.0)})
     """A frame is placed with odometry at most this far from its stamp, seconds."""
     fading_seed: int = field(default=0, metadata={"range": (0, 2**31 - 1)})
     """Seed of the simulated small-scale fading (the radio's channel estimate on a robot)."""
@@ -139,14 +139,16 @@ class GsrmrUplinkNode(Node):
         self.pub_uplink = self.create_publisher(CompressedImage, "~/output/uplink", 10)
         self.pub_pose = self.create_publisher(PoseStamped, "~/output/pose", 10)
         self.pub_camera_info = self.create_publisher(CameraInfo, "~/output/camera_info", LATCHED)
-        self.create_subscription(Image, "~/input/image", self.inputs.wrap("~/input/image", self.on_image), CAMERA_QOS)
-        self.create_subscription(CameraInfo, "~/input/camera_info",
-                                 self.inputs.wrap("~/input/camera_info", self.on_camera_info), CAMERA_QOS)
         self.create_subscription(Odometry, "~/input/odometry",
                                  self.inputs.wrap("~/input/odometry", self.frame_poses.add_odometry), 100)
         self.create_subscription(TFMessage, "~/input/tf_static",
                                  self.inputs.wrap("~/input/tf_static", self.frame_poses.add_static),
                                  QoSProfile(depth=100, durability=DurabilityPolicy.TRANSIENT_LOCAL))
+        # After the odometry: the executor serves subscriptions in creation order, so the odometry
+        # of a frame's instant is taken before the frame whenever both wait.
+        self.create_subscription(CameraInfo, "~/input/camera_info",
+                                 self.inputs.wrap("~/input/camera_info", self.on_camera_info), CAMERA_QOS)
+        self.create_subscription(Image, "~/input/image", self.inputs.wrap("~/input/image", self.on_image), CAMERA_QOS)
         self.get_logger().info(
             f"scene {resolve(self.config.model_path)} ({len(scene)} Gaussians), stream 1/{self.config.stream_scale} "
             f"of the camera, JPEG quality {self.config.jpeg_quality}, {self.config.policy.method} over "
