@@ -14,10 +14,16 @@
 The scene is in the odometry frame's coordinates (map = odom in the simulated world; on a robot,
 localise in the scene's map and give that pose as odometry). Frames without a pose, or before the
 camera info, are skipped and counted; malformed messages are rejected with the reason.
+
+Decisions run in a worker thread fed by a one-slot mailbox, so the executor keeps taking odometry
+while a frame is decided (served in the same thread, a slow decision left the odometry of the
+next frames queued behind it and 75 of 199 frames found no pose); a frame that replaces one still
+waiting is counted in `dropped_frames`.
 """
 from __future__ import annotations
 
 import math
+import threading
 import time
 from dataclasses import dataclass, field
 
@@ -50,6 +56,8 @@ from sim.validation import check_ranges
 
 LOG_PERIOD_S = 5.0
 """Least wall seconds between two repeated warnings of one kind."""
+POSE_WAIT_S = 0.2
+"""A frame newer than the newest odometry waits this many wall seconds at most for it to come."""
 LATCHED = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
 CAMERA_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10, reliability=ReliabilityPolicy.BEST_EFFORT,
                         durability=DurabilityPolicy.VOLATILE)
@@ -94,7 +102,8 @@ class GsrmrUplinkConfig:
 
 @dataclass
 class UplinkCounters:
-    """What became of the camera frames: received = rejected + skipped + decided."""
+    """What became of the camera frames: received = rejected + dropped + skipped + decided, plus
+    at most one waiting and one being decided."""
 
     received: int = 0
     """Camera frames that arrived."""
@@ -104,6 +113,8 @@ class UplinkCounters:
     """Decided frames whose image was uploaded."""
     rejected: int = 0
     """Malformed frames (encoding, size), logged with the reason."""
+    dropped_frames: int = 0
+    """Frames replaced in the mailbox by a newer one before the worker took them."""
     skipped_without_camera_info: int = 0
     """Frames before the first camera info."""
     skipped_without_pose: int = 0
@@ -121,6 +132,10 @@ def load_scene(path_parameter: str, node_name: str) -> GaussianModel:
 class GsrmrUplinkNode(Node):
     def __init__(self, **node_options) -> None:
         super().__init__("gsrmr_uplink", **node_options)
+        self._lock = threading.Condition()
+        self._mailbox: tuple | None = None
+        self._stop = False
+        self._worker: threading.Thread | None = None
         self.config = declare_config(self, GsrmrUplinkConfig)
         scene = load_scene(self.config.model_path, "gsrmr_uplink")
         self.predictor = DiscrepancyPredictor(GaussianRenderer(scene, self.config.render), self.config.predictor)
@@ -140,19 +155,27 @@ class GsrmrUplinkNode(Node):
         self.pub_pose = self.create_publisher(PoseStamped, "~/output/pose", 10)
         self.pub_camera_info = self.create_publisher(CameraInfo, "~/output/camera_info", LATCHED)
         self.create_subscription(Odometry, "~/input/odometry",
-                                 self.inputs.wrap("~/input/odometry", self.frame_poses.add_odometry), 100)
-        self.create_subscription(TFMessage, "~/input/tf_static",
-                                 self.inputs.wrap("~/input/tf_static", self.frame_poses.add_static),
+                                 self.inputs.wrap("~/input/odometry", self.on_odometry), 100)
+        self.create_subscription(TFMessage, "~/input/tf_static", self.inputs.wrap("~/input/tf_static", self.on_tf_static),
                                  QoSProfile(depth=100, durability=DurabilityPolicy.TRANSIENT_LOCAL))
-        # After the odometry: the executor serves subscriptions in creation order, so the odometry
-        # of a frame's instant is taken before the frame whenever both wait.
         self.create_subscription(CameraInfo, "~/input/camera_info",
                                  self.inputs.wrap("~/input/camera_info", self.on_camera_info), CAMERA_QOS)
         self.create_subscription(Image, "~/input/image", self.inputs.wrap("~/input/image", self.on_image), CAMERA_QOS)
+        self._worker = threading.Thread(target=self._run, name="gsrmr_uplink_worker", daemon=True)
+        self._worker.start()
         self.get_logger().info(
             f"scene {resolve(self.config.model_path)} ({len(scene)} Gaussians), stream 1/{self.config.stream_scale} "
             f"of the camera, JPEG quality {self.config.jpeg_quality}, {self.config.policy.method} over "
             f"{self.config.policy.window} frames, mean PSNR >= {self.config.policy.quality_threshold:g} dB")
+
+    def on_odometry(self, message: Odometry) -> None:
+        with self._lock:
+            self.frame_poses.add_odometry(message)
+            self._lock.notify_all()
+
+    def on_tf_static(self, message: TFMessage) -> None:
+        with self._lock:
+            self.frame_poses.add_static(message)
 
     def on_camera_info(self, message: CameraInfo) -> None:
         intrinsics, width, height = intrinsics_from_camera_info(message)
@@ -185,10 +208,45 @@ class GsrmrUplinkNode(Node):
             self.counters.rejected += 1
             raise MalformedMessageError(f"Image: {message.width}x{message.height} does not match the camera info's "
                                         f"{width * self.config.stream_scale}x{height * self.config.stream_scale}")
-        stamp_ns = int(round(stamp_to_seconds(message.header.stamp) * 1e9))
-        camera_pose, why = self.frame_poses.pose(message.header.frame_id, stamp_ns)
+        with self._lock:
+            if self._mailbox is not None:
+                self.counters.dropped_frames += 1
+                self.get_logger().warning(f"deciding is slower than the camera: dropped a frame "
+                                          f"({self.counters.dropped_frames} so far)", throttle_duration_sec=LOG_PERIOD_S)
+            self._mailbox = (message.header, stream, intrinsics, started)
+            self._lock.notify_all()
+
+    def _run(self) -> None:
+        while True:
+            with self._lock:
+                self._lock.wait_for(lambda: self._stop or self._mailbox is not None)
+                if self._stop:
+                    return
+                frame, self._mailbox = self._mailbox, None
+            try:
+                self._decide(*frame)
+            except Exception as error:  # a failure must not end the worker
+                self.get_logger().error(f"deciding a frame failed ({type(error).__name__}: {error})",
+                                        throttle_duration_sec=LOG_PERIOD_S)
+
+    def _camera_pose(self, header: Header) -> tuple[np.ndarray | None, str]:
+        """The camera's pose at the frame's stamp, waiting up to POSE_WAIT_S for newer odometry."""
+        stamp_ns = int(round(stamp_to_seconds(header.stamp) * 1e9))
+        deadline = time.monotonic() + POSE_WAIT_S
+        with self._lock:
+            while True:
+                pose, why = self.frame_poses.pose(header.frame_id, stamp_ns)
+                newest = self.frame_poses.newest_odometry_ns
+                waiting = pose is None and (newest is None or newest < stamp_ns) and time.monotonic() < deadline
+                if not waiting or self._stop:
+                    return pose, why
+                self._lock.wait(timeout=max(0.0, deadline - time.monotonic()))
+
+    def _decide(self, header: Header, stream: np.ndarray, intrinsics: np.ndarray, started: float) -> None:
+        camera_pose, why = self._camera_pose(header)
         if camera_pose is None:
-            self.counters.skipped_without_pose += 1
+            with self._lock:
+                self.counters.skipped_without_pose += 1
             self.get_logger().warning(f"frame skipped: {why} ({self.counters.skipped_without_pose} so far)",
                                       throttle_duration_sec=LOG_PERIOD_S)
             return
@@ -201,7 +259,7 @@ class GsrmrUplinkNode(Node):
         decision = self.policy.decide(8 * len(jpeg), self.pose_bits, gain, image_psnr, render_psnr)
 
         self.pub_decision.publish(UplinkDecision(
-            header=message.header, upload=decision.upload, transmit_power=decision.power,
+            header=header, upload=decision.upload, transmit_power=decision.power,
             payload_bits=decision.payload_bits, energy=decision.energy,
             predicted_psnr=image_psnr if decision.upload else render_psnr,
             predicted_ssim=image_ssim if decision.upload else render_ssim,
@@ -209,13 +267,21 @@ class GsrmrUplinkNode(Node):
             image_ssim=image_ssim, render_psnr_predicted=render_psnr, render_ssim_predicted=render_ssim,
             channel_gain_db=10.0 * math.log10(gain), decision_time=time.perf_counter() - started))
         if decision.upload:
-            self.pub_uplink.publish(CompressedImage(header=message.header, format="jpeg", data=jpeg))
-            self.counters.uploaded += 1
+            self.pub_uplink.publish(CompressedImage(header=header, format="jpeg", data=jpeg))
         else:
-            self.pub_pose.publish(PoseStamped(header=Header(stamp=message.header.stamp,
-                                                            frame_id=self.config.odometry_frame),
+            self.pub_pose.publish(PoseStamped(header=Header(stamp=header.stamp, frame_id=self.config.odometry_frame),
                                               pose=se3_to_pose(camera_pose)))
-        self.counters.decided += 1
+        with self._lock:
+            self.counters.uploaded += decision.upload
+            self.counters.decided += 1
+
+    def destroy_node(self) -> None:
+        with self._lock:
+            self._stop = True
+            self._lock.notify_all()
+        if self._worker is not None and self._worker.is_alive() and threading.current_thread() is not self._worker:
+            self._worker.join()  # lets a decision in progress finish and publish first
+        super().destroy_node()
 
 
 def main(args: list[str] | None = None) -> int:

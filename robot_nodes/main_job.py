@@ -604,7 +604,8 @@ def mixed_reality_markdown(tally: ReplayTally, run: MixedRealityRun) -> list[str
     uplink, server = run.uplink_counters, run.server_counters
     lines = ["", "## Mixed-reality uplink (GSRMR)", "",
              f"- scene `{run.scene}`; camera frames: {uplink['received']} received, {uplink['decided']} decided "
-             f"({uplink['uploaded']} uploaded), {uplink['rejected']} rejected, "
+             f"({uplink['uploaded']} uploaded), {uplink['rejected']} rejected, {uplink['dropped_frames']} dropped "
+             f"(deciding behind the camera), "
              f"{uplink['skipped_without_camera_info'] + uplink['skipped_without_pose']} skipped without camera info or pose",
              f"- server: {server['shown_uploads']} uploads shown, {server['rendered']} poses rendered, "
              f"{server['dropped_renders']} dropped (renderer behind), {server['rejected']} rejected, "

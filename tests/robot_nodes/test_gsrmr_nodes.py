@@ -126,10 +126,10 @@ def send_frames(context, node, harness, frames) -> None:
 
 
 def settled(node) -> bool:
-    """Every frame received has been decided, rejected or skipped."""
+    """Every frame received has been decided, rejected, dropped or skipped."""
     counts = node.counters
-    return counts.received == (counts.decided + counts.rejected + counts.skipped_without_camera_info
-                               + counts.skipped_without_pose)
+    return counts.received == (counts.decided + counts.rejected + counts.dropped_frames
+                               + counts.skipped_without_camera_info + counts.skipped_without_pose)
 
 
 def test_the_robot_uploads_what_the_scene_cannot_explain_and_sends_the_pose_otherwise(context, scene_file):
