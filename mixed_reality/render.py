@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import dataclasses
 import functools
 import math
 import warnings
@@ -65,8 +66,10 @@ class RenderConfig:
     """Alpha of one Gaussian at a pixel is capped here (3DGS: 0.99), so transmittance stays positive."""
     low_pass: float = field(default=0.3, metadata={"range": (0.0, 10.0)})
     """Added to the diagonal of every projected covariance, px² (3DGS: 0.3): nothing is thinner than a pixel."""
-    cell_size: float = field(default=16.0, metadata={"range": (0.5, 10000.0)})
-    """Edge of the map grid cells (x, y) used to cull Gaussians before projecting them, metres."""
+    cell_size: float = field(default=6.4, metadata={"range": (0.5, 10000.0)})
+    """Edge of the map grid cells (x, y) used to cull Gaussians and choose their level of detail,
+    metres; a whole multiple of the coarsest level's voxel, so that no merged voxel straddles two
+    cells that may draw different levels."""
     lod_voxel: float = field(default=0.4, metadata={"range": (0.01, 100.0)})
     """Voxel of the first coarse level of detail, metres; each further level doubles it."""
     lod_levels: int = field(default=4, metadata={"range": (0, 12)})
@@ -86,6 +89,11 @@ class RenderConfig:
         check_ranges(self)
         if self.device not in DEVICES:
             raise ValueError(f"device: must be one of {', '.join(DEVICES)}, got {self.device!r}")
+        if self.lod_levels:
+            coarsest = self.lod_voxel * 2.0 ** (self.lod_levels - 1)
+            if abs(self.cell_size / coarsest - round(self.cell_size / coarsest)) > 1e-6 or self.cell_size < coarsest:
+                raise ValueError(f"cell_size: must be a whole multiple of the coarsest level's voxel "
+                                 f"(lod_voxel x 2^(lod_levels - 1) = {coarsest:g}), got {self.cell_size:g}")
         if self.device == "cuda" and not torch.cuda.is_available():
             raise ValueError("device: cuda was asked for but torch sees no CUDA device")
 
@@ -189,18 +197,12 @@ def rotation_matrices(quaternions: torch.Tensor) -> torch.Tensor:
 
 @dataclass
 class _Level:
-    """One level of detail: Gaussians sorted by grid cell, with the cells' bounding spheres."""
+    """One level of detail: its Gaussians, sorted by grid cell, and the cells' bounding spheres."""
 
-    means: torch.Tensor
-    """(N, 3) float32."""
-    covariances: torch.Tensor
-    """(N, 3, 3) float32."""
-    opacities: torch.Tensor
-    """(N,) float32."""
-    colors: torch.Tensor
-    """(N, 3) float32."""
+    gaussians: np.ndarray
+    """Each Gaussian as one row: mean (3), covariance (9, row-major), opacity, colour (3), float64 (N, 16)."""
     order: np.ndarray
-    """Model index of each Gaussian (level 0 only; the merged levels have no model index), int64 (N,)."""
+    """Model index of each Gaussian (level 0; merged levels have none, it is their own order), int64 (N,)."""
     cell_keys: np.ndarray
     """Grid cell (i, j) of each occupied cell, int64 (C, 2)."""
     cell_starts: np.ndarray
@@ -211,6 +213,17 @@ class _Level:
     """Bounding-sphere centres, float64 (C, 3)."""
     cell_radii: np.ndarray
     """Bounding-sphere radii, reaching every Gaussian's 3-sigma extent, float64 (C,)."""
+    cell_levels: np.ndarray
+    """Level of detail of each cell's Gaussians (0: the model's own), int64 (C,)."""
+
+    @staticmethod
+    def concatenate(levels: list[_Level]) -> _Level:
+        """All levels' Gaussians and cells as one (cell starts shifted to the joined rows)."""
+        offsets = np.cumsum([0] + [len(level.order) for level in levels[:-1]])
+        joined = {field.name: np.concatenate([getattr(level, field.name) for level in levels])
+                  for field in dataclasses.fields(_Level)}
+        joined["cell_starts"] = np.concatenate([level.cell_starts + offset for level, offset in zip(levels, offsets)])
+        return _Level(**joined)
 
 
 class GaussianRenderer:
@@ -229,29 +242,32 @@ class GaussianRenderer:
             covariances = self.parameters.covariances().cpu().numpy().astype(np.float64)
         fine = (model.means.astype(np.float64), covariances, model.opacities.astype(np.float64),
                 model.colors.astype(np.float64))
-        self._levels = [self._level(*fine)]
+        levels = [self._level(*fine, level=0)]
         if len(model):
-            self._levels += [self._level(*merge_gaussians(*fine, config.lod_voxel * 2.0 ** level))
-                             for level in range(config.lod_levels)]
+            levels += [self._level(*merge_gaussians(*fine, config.lod_voxel * 2.0 ** level), level=level + 1)
+                       for level in range(config.lod_levels)]
+        self.levels = len(levels)
+        """Levels of detail, the model's own included."""
+        # Every level in one table (level 0 first), so that a view culls and gathers in one go.
+        self._table = _Level.concatenate(levels)
+        self._gaussians = torch.as_tensor(self._table.gaussians, dtype=torch.float32, device=self.device)
 
     # --- building ------------------------------------------------------------------------------
 
-    def _level(self, means: np.ndarray, covariances: np.ndarray, opacities: np.ndarray, colors: np.ndarray) -> _Level:
+    def _level(self, means: np.ndarray, covariances: np.ndarray, opacities: np.ndarray, colors: np.ndarray,
+               level: int) -> _Level:
         order, starts, _ = voxel_groups(means[:, :2], self.config.cell_size)
         counts = np.diff(np.append(starts, len(order)))
         means, covariances = means[order], covariances[order]
         reach = 3.0 * np.sqrt(np.diagonal(covariances, axis1=1, axis2=2))
         lows = np.minimum.reduceat(means - reach, starts)
         highs = np.maximum.reduceat(means + reach, starts)
-        device = self.device
         return _Level(
-            means=torch.as_tensor(means, dtype=torch.float32, device=device),
-            covariances=torch.as_tensor(covariances, dtype=torch.float32, device=device),
-            opacities=torch.as_tensor(opacities[order], dtype=torch.float32, device=device),
-            colors=torch.as_tensor(colors[order], dtype=torch.float32, device=device),
+            gaussians=np.concatenate([means, covariances.reshape(-1, 9), opacities[order, None], colors[order]], axis=1),
             order=order, cell_keys=np.floor(means[starts, :2] / self.config.cell_size).astype(np.int64),
             cell_starts=starts, cell_counts=counts,
-            cell_centers=0.5 * (lows + highs), cell_radii=0.5 * np.linalg.norm(highs - lows, axis=1))
+            cell_centers=0.5 * (lows + highs), cell_radii=0.5 * np.linalg.norm(highs - lows, axis=1),
+            cell_levels=np.full(len(starts), level))
 
     # --- rendering -----------------------------------------------------------------------------
 
@@ -259,15 +275,9 @@ class GaussianRenderer:
         """The view of a camera with optical frame camera_to_map (4x4 in map) and matrix K (3, 3)."""
         with torch.no_grad():
             view = _View(camera_to_map, intrinsics, width, height, self.device)
-            parts = []
-            for index, level in enumerate(self._levels):
-                chosen = self._cells_in_view(level, view)
-                if len(self._levels) > 1:
-                    chosen &= self._detail_levels(level.cell_keys, view) == index
-                picked = torch.as_tensor(self._gaussians_of_cells(level, chosen), device=self.device)
-                parts.append((level.means[picked], level.covariances[picked], level.opacities[picked],
-                              level.colors[picked]))
-            result = self._rasterize(view, *(torch.cat([part[field] for part in parts]) for field in range(4)))
+            chosen = self._cells_in_view(view) & (self._detail_levels(view) == self._table.cell_levels)
+            rows = self._gaussians[torch.as_tensor(self._gaussians_of_cells(chosen), device=self.device)]
+            result = self._rasterize(view, rows[:, 0:3], rows[:, 3:12].reshape(-1, 3, 3), rows[:, 12], rows[:, 13:16])
             alpha = result.alpha
             rgb = (result.rgb * 255.0 + 0.5).clamp(0, 255).to(torch.uint8)
             depth = torch.where(alpha >= 0.5, result.depth / alpha.clamp_min(1e-6), torch.inf)
@@ -281,39 +291,38 @@ class GaussianRenderer:
         when the renderer was made, so keep the means' changes small (centimetres)."""
         parameters = parameters or self.parameters
         view = _View(camera_to_map, intrinsics, width, height, self.device)
-        level = self._levels[0]
-        picked = self._gaussians_of_cells(level, self._cells_in_view(level, view))
-        index = torch.as_tensor(level.order[picked], device=self.device)
+        picked = self._gaussians_of_cells(self._cells_in_view(view) & (self._table.cell_levels == 0))
+        index = torch.as_tensor(self._table.order[picked], device=self.device)  # level 0 comes first
         return self._rasterize(view, parameters.means[index], parameters.covariances(index),
                                torch.sigmoid(parameters.opacity_logits[index]), parameters.colors[index].clamp(0.0, 1.0))
 
-    def _cells_in_view(self, level: _Level, view: _View) -> np.ndarray:
-        """Whether each of the level's cells meets the view frustum up to max_distance, boolean (C,)."""
-        offsets = (level.cell_centers - view.origin) @ view.rotation  # optical frame
-        radii = level.cell_radii
+    def _cells_in_view(self, view: _View) -> np.ndarray:
+        """Whether each cell meets the view frustum up to max_distance, boolean (C,)."""
+        table = self._table
+        offsets = (table.cell_centers - view.origin) @ view.rotation  # optical frame
+        radii = table.cell_radii
         inside = (offsets[:, 2] > self.config.near - radii) & (offsets[:, 2] < self.config.max_distance + radii)
         for normal in view.side_normals:
             inside &= offsets @ normal > -radii
         return inside
 
-    def _detail_levels(self, cell_keys: np.ndarray, view: _View) -> np.ndarray:
-        """Level of detail of each cell (i, j) (C, 2): the finest whose voxels span lod_pixels pixels at
+    def _detail_levels(self, view: _View) -> np.ndarray:
+        """Level of detail each cell should draw: the finest whose voxels span lod_pixels pixels at
         the cell square's nearest point, taking the model's voxel as half of lod_voxel; int (C,)."""
         config = self.config
-        corner_low = cell_keys * config.cell_size
+        corner_low = self._table.cell_keys * config.cell_size
         gap = np.maximum(np.maximum(corner_low - view.origin[:2], view.origin[:2] - corner_low - config.cell_size), 0.0)
         nearest = np.maximum(np.linalg.norm(gap, axis=1), config.near)
         needed = nearest * config.lod_pixels / view.focal  # smallest voxel that spans lod_pixels, metres
         level = np.ceil(np.log2(np.maximum(2.0 * needed / config.lod_voxel, 1e-12)))
-        return np.clip(level, 0, len(self._levels) - 1).astype(np.int64)
+        return np.clip(level, 0, self.levels - 1).astype(np.int64)
 
-    @staticmethod
-    def _gaussians_of_cells(level: _Level, chosen: np.ndarray) -> np.ndarray:
-        """Indices into the level of the Gaussians in the chosen cells, int64."""
+    def _gaussians_of_cells(self, chosen: np.ndarray) -> np.ndarray:
+        """Rows of the table of the Gaussians in the chosen cells, int64."""
         cells = np.flatnonzero(chosen)
-        counts = level.cell_counts[cells]
+        counts = self._table.cell_counts[cells]
         # Concatenated ranges [start, start + count) of the chosen cells.
-        return np.repeat(level.cell_starts[cells] - np.cumsum(counts) + counts, counts) + np.arange(counts.sum())
+        return np.repeat(self._table.cell_starts[cells] - np.cumsum(counts) + counts, counts) + np.arange(counts.sum())
 
     def _rasterize(self, view: _View, means: torch.Tensor, covariances: torch.Tensor, opacities: torch.Tensor,
                    colors: torch.Tensor) -> RenderTensors:
@@ -404,10 +413,12 @@ class GaussianRenderer:
         # Alpha of each pair at each pixel of its tile (P, tile²): log(opacity) minus half the conic
         # form of (pixel - mean) is a quadratic in the pixel's offset from the tile corner, so one
         # matrix product with the fixed basis (1, du, dv, du², dv², du dv) evaluates all pixels.
-        a, b, c = conic_a[pair_gaussian], conic_b[pair_gaussian], conic_c[pair_gaussian]
-        gap_u, gap_v = corner_u - u[pair_gaussian], corner_v - v[pair_gaussian]
+        pairs = torch.stack([u, v, conic_a, conic_b, conic_c, torch.log(opacities), *colors.unbind(1), depth],
+                            dim=1)[pair_gaussian]  # one gather for every per-Gaussian value a pair needs
+        a, b, c = pairs[:, 2], pairs[:, 3], pairs[:, 4]
+        gap_u, gap_v = corner_u - pairs[:, 0], corner_v - pairs[:, 1]
         coefficients = torch.stack([
-            torch.log(opacities[pair_gaussian]) - 0.5 * a * gap_u * gap_u - 0.5 * c * gap_v * gap_v - b * gap_u * gap_v,
+            pairs[:, 5] - 0.5 * a * gap_u * gap_u - 0.5 * c * gap_v * gap_v - b * gap_u * gap_v,
             -a * gap_u - b * gap_v, -c * gap_v - b * gap_u, -0.5 * a, -0.5 * c, -b], dim=1)
         alpha = torch.exp((coefficients @ basis).clamp_max(0.0)).clamp_max(config.max_alpha)
         alpha = alpha * (alpha >= config.alpha_threshold)
@@ -423,8 +434,7 @@ class GaussianRenderer:
         weights = alpha * torch.exp(running - running[pair_first])
 
         # Colour and depth sums per tile pixel, one channel at a time (each product stays small).
-        features = torch.cat([colors, depth[:, None]], dim=1)[pair_gaussian]
-        sums = torch.stack([tile_sum(weights * features[:, channel, None]) for channel in range(4)], dim=2)
+        sums = torch.stack([tile_sum(weights * pairs[:, channel, None]) for channel in range(6, 10)], dim=2)
         remaining = torch.exp(tile_totals)
         occupied_values = torch.cat([sums[:, :, :3] + remaining[:, :, None] * self.background,
                                      1.0 - remaining[:, :, None], sums[:, :, 3:]], dim=2)

@@ -123,9 +123,11 @@ def test_level_of_detail_draws_far_fewer_gaussians_and_keeps_colours_and_cover()
     lod = GaussianRenderer(model, RenderConfig(device="cpu")).render(LOOKING_ALONG_X, INTRINSICS, WIDTH, HEIGHT)
     assert lod.drawn < full.drawn / 100
     interior = (slice(4, 14), np.r_[2:18, 30:46])  # rows inside the wall, columns away from the colour edge
-    assert np.abs(full.rgb[interior].astype(float) - lod.rgb[interior]).mean() < 4.0
+    # One layer of merged Gaussians covers 94-99 % (as the model's own do up close), the far fine ones
+    # smeared by the low-pass filter all of it: a few levels of the blue background show through.
+    assert np.abs(full.rgb[interior].astype(float) - lod.rgb[interior]).mean() < 6.0
     assert lod.alpha[interior].min() > 0.9
-    assert np.abs(full.rgb.astype(float) - lod.rgb).mean() < 12.0  # edges blur by about a voxel
+    assert np.abs(full.rgb.astype(float) - lod.rgb).mean() < 15.0  # edges blur by about a voxel (4 px)
 
 
 def test_merged_gaussians_keep_colour_and_cover_their_voxels():
@@ -188,6 +190,9 @@ def test_config_checks():
         RenderConfig(tile_size=1)
     with pytest.raises(ValueError, match="max_distance"):
         RenderConfig(max_distance=-1.0)
+    with pytest.raises(ValueError, match="whole multiple"):
+        RenderConfig(cell_size=8.0)  # the coarsest voxel is 0.4 x 2^3 = 3.2 m
+    assert RenderConfig(cell_size=8.0, lod_levels=0).cell_size == 8.0
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="cuda"):
             RenderConfig(device="cuda")
