@@ -35,7 +35,7 @@ import numpy as np
 import torch
 
 from mixed_reality.build import voxel_groups
-from mixed_reality.gaussians import GaussianModel
+from mixed_reality.gaussians import OPACITY_EPSILON, GaussianModel
 from sim.validation import check_ranges
 
 DEVICES = ("auto", "cpu", "cuda")
@@ -147,7 +147,7 @@ class GaussianParameters:
 
     @staticmethod
     def from_model(model: GaussianModel, device: torch.device | str = "cpu") -> GaussianParameters:
-        opacities = np.clip(model.opacities, 1e-6, 1.0 - 1e-6)
+        opacities = np.clip(model.opacities, OPACITY_EPSILON, 1.0 - OPACITY_EPSILON)
         return GaussianParameters(*(torch.tensor(value, dtype=torch.float32, device=device) for value in (
             model.means, np.log(model.scales), model.rotations, np.log(opacities / (1.0 - opacities)), model.colors)))
 
