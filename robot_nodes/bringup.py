@@ -133,6 +133,23 @@ def model_hint(error: Exception) -> str:
     return ""
 
 
+def add_mixed_reality_arguments(parser: argparse.ArgumentParser) -> None:
+    """--no-mixed-reality, --mixed-reality-scene (bringup and the main job)."""
+    parser.add_argument("--no-mixed-reality", action="store_true",
+                        help="leave the mixed-reality uplink and its server out")
+    parser.add_argument("--mixed-reality-scene", metavar="PLY", type=Path,
+                        help="Gaussian-splatting scene of the world (default: built for the scenario and seed, "
+                             "kept in out/gaussian_scenes)")
+
+
+def mixed_reality_scene(options: argparse.Namespace) -> str | None:
+    """The scene file the options ask for (built on first use), or None with --no-mixed-reality."""
+    if options.no_mixed_reality:
+        return None
+    return str(options.mixed_reality_scene.resolve() if options.mixed_reality_scene
+               else simulation_scene(options.scenario, options.seed, options.duration))
+
+
 def add_llm_arguments(parser: argparse.ArgumentParser) -> None:
     """--llm, --llm-model, --llm-cache (bringup and the main job)."""
     parser.add_argument("--llm", action="store_true",
@@ -163,18 +180,12 @@ def main(argv: list[str] | None = None) -> int:
                         help="what drives the robot (default lane_keeping; croa needs the detector and predictor)")
     parser.add_argument("--planning-rate", type=float,
                         help="CROA planning cycles per simulated s (default: config/croa_planner.param.yaml's)")
-    parser.add_argument("--no-mixed-reality", action="store_true",
-                        help="leave the mixed-reality uplink and its server out")
-    parser.add_argument("--mixed-reality-scene", metavar="PLY", type=Path,
-                        help="Gaussian-splatting scene of the world (default: built for the scenario and seed, "
-                             "kept in out/gaussian_scenes)")
+    add_mixed_reality_arguments(parser)
     add_llm_arguments(parser)
     options = parser.parse_args(argv)
     if options.planner == "croa" and (options.no_detector or options.no_predictor):
         parser.error("--planner croa plans on the predictions: it needs the detector and the predictor")
-    scene = None if options.no_mixed_reality else str(
-        options.mixed_reality_scene.resolve() if options.mixed_reality_scene
-        else simulation_scene(options.scenario, options.seed, options.duration))
+    scene = mixed_reality_scene(options)
 
     specs = graph.simulation_graph(options.scenario, options.seed, options.real_time_factor,
                                    wait_for_subscribers=10.0 if options.record else None,

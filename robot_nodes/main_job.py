@@ -38,7 +38,8 @@ from evaluation.prediction_run import MATCH_DISTANCE, score_prediction_run
 from perception.objects import corners_bev
 from robot_nodes import graph, topics
 from robot_nodes.bags import BagError, BagReader, BagTopic, adapted_qos, message_class
-from robot_nodes.bringup import Bringup, add_llm_arguments, model_hint, simulation_scene
+from robot_nodes.bringup import (Bringup, add_llm_arguments, add_mixed_reality_arguments, mixed_reality_scene,
+                                 model_hint)
 from robot_nodes.conversions import (msg_to_detected_objects, msg_to_ground_truth_objects, msg_to_predicted_objects,
                                      odometry_to_se2, stamp_ns, transform_to_se3)
 from robot_nodes.parameters import ParameterError
@@ -743,11 +744,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--planning-rate", type=float,
                         help="CROA planning cycles per simulated s (default: config/croa_planner.param.yaml's, 10; "
                              "the planner plans back to back when it is slower, a lower rate only plans on staler inputs)")
-    parser.add_argument("--no-mixed-reality", action="store_true",
-                        help="run without the mixed-reality uplink and its server")
-    parser.add_argument("--mixed-reality-scene", metavar="PLY", type=Path,
-                        help="Gaussian-splatting scene of the world (default: built for the scenario and seed, "
-                             "kept in out/gaussian_scenes)")
+    add_mixed_reality_arguments(parser)
     add_llm_arguments(parser)
     options = parser.parse_args(argv)
     if not (options.duration > 0 and math.isfinite(options.duration)):
@@ -760,9 +757,7 @@ def main(argv: list[str] | None = None) -> int:
     run_dir.mkdir(parents=True)
     bag = run_dir / "sim_bag"
     try:
-        scene = None if options.no_mixed_reality else str(
-            options.mixed_reality_scene.resolve() if options.mixed_reality_scene
-            else simulation_scene(options.scenario, options.seed, options.duration))
+        scene = mixed_reality_scene(options)
         run = simulate_and_record(
             bag, options.duration, options.scenario, options.seed, options.real_time_factor,
             detector=not options.no_detector,
