@@ -93,6 +93,10 @@ class CroaPlannerNodeConfig:
     """Score the target's sight lines (CROA); false: collision-avoidance MPC only."""
     predicted_motion: bool = True
     """Obstacles move along their most probable predicted path; false: they stand where they are now."""
+    lockstep: bool = False
+    """Plan once per predictions message and command once per odometry message, as soon as they
+    arrive, instead of on the planning_rate and command_rate timers: for the simulated world's
+    lockstep, which waits for each scan's plan status and each step's command."""
     croa: CroaConfig = field(default_factory=CroaConfig)
     """The planner's problem (croa.*)."""
     vehicle: VehicleConfig = field(default_factory=VehicleConfig)
@@ -224,8 +228,9 @@ class CroaPlannerNode(Node):
         self.create_subscription(Int64, "~/input/target_id", self.inputs.wrap("~/input/target_id", self.on_target), 10)
         self._worker = threading.Thread(target=self._run, name="croa_planner_worker", daemon=True)
         self._worker.start()
-        self.create_timer(1.0 / self.config.planning_rate, self.cycle)
-        self.create_timer(1.0 / self.config.command_rate, self.command)
+        if not self.config.lockstep:
+            self.create_timer(1.0 / self.config.planning_rate, self.cycle)
+            self.create_timer(1.0 / self.config.command_rate, self.command)
         self.get_logger().info(
             f"CROA planner ({'occlusion-aware' if options.occlusion else 'collision avoidance only'}), "
             f"{self.config.croa.horizon} steps of {self.config.croa.time_step:g} s at {self.config.planning_rate:g} Hz, "
@@ -254,11 +259,15 @@ class CroaPlannerNode(Node):
         self._check_frame("predictions", message.header.frame_id)
         predictions = msg_to_predicted_objects(message)
         self._predictions, self._prediction_stamp = predictions, stamp_to_seconds(message.header.stamp)
+        if self.config.lockstep:
+            self.cycle()
 
     def on_odometry(self, message: Odometry) -> None:
         self._check_frame("odometry poses", message.header.frame_id)
         self._odometry = odometry_to_se2(message)
         self._odometry_ns = self.get_clock().now().nanoseconds
+        if self.config.lockstep:
+            self.command()
 
     def on_target(self, message: Int64) -> None:
         self._requested_target = int(message.data)

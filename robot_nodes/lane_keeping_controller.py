@@ -30,6 +30,9 @@ class LaneKeepingNodeConfig:
     """Commands per second (ROS time, so simulated seconds under use_sim_time)."""
     odom_timeout: float = field(default=0.5, metadata={"range": (0.01, 10.0)})
     """Seconds without odometry after which the controller commands a stop."""
+    lockstep: bool = False
+    """Command once per odometry message, as soon as it arrives, instead of at control_rate: for the
+    simulated world's lockstep, which waits for each step's command."""
 
 
 class LaneKeepingControllerNode(Node):
@@ -47,11 +50,14 @@ class LaneKeepingControllerNode(Node):
         self._state_time = None
         self.pub_cmd = self.create_publisher(Twist, "~/output/cmd_vel", 10)
         self.create_subscription(Odometry, "~/input/odom", self.inputs.wrap("~/input/odom", self.on_odom), 10)
-        self.create_timer(1.0 / self.config.control_rate, self.control)
+        if not self.config.lockstep:
+            self.create_timer(1.0 / self.config.control_rate, self.control)
 
     def on_odom(self, message: Odometry) -> None:
         self._state = odometry_to_se2(message)
         self._state_time = self.get_clock().now()
+        if self.config.lockstep:
+            self.control()
 
     def control(self) -> None:
         command = Twist()

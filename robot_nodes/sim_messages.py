@@ -56,6 +56,44 @@ class FrameIds:
             raise ValueError(f"frame ids must be distinct: {names}")
 
 
+LOCKSTEP_SENSORS = ("odometry", "lidar", "camera")
+"""What a lockstep acknowledgement can follow: each odometry message (every physics step), each
+lidar scan or each camera frame."""
+
+
+@dataclass
+class LockstepConfig:
+    """How the simulated world waits for the stack (lockstep.*)."""
+
+    enabled: bool = False
+    """Advance simulated time only once the stack has consumed what the world published: after each
+    step the world waits for its acknowledgements, so a run gives the same result on a fast or a
+    slow machine; real_time_factor then only caps the pace. False: the world keeps its pace and
+    nodes that fall behind drop frames (live use)."""
+    acknowledgements: list[str] = field(default_factory=list)
+    """'topic:sensor' pairs, sensor one of odometry, lidar, camera: after publishing that sensor's
+    message the world waits for a message on the topic (a contract topic) stamped as it; for a
+    type without a header (/cmd_vel) any message that arrives after it."""
+    timeout: float = field(default=5.0, metadata={"range": (0.01, 600.0)})
+    """Wall seconds the world waits for one publication's acknowledgements before going on without
+    them (counted and logged: that step no longer waited for the stack)."""
+
+    def __post_init__(self) -> None:
+        for acknowledgement in self.acknowledgements:
+            topic, _, sensor = acknowledgement.rpartition(":")
+            if topic not in topics.CONTRACT or sensor not in LOCKSTEP_SENSORS:
+                raise ValueError(f"lockstep acknowledgement {acknowledgement!r} must be 'topic:sensor' with a "
+                                 f"contract topic and a sensor among {', '.join(LOCKSTEP_SENSORS)}")
+
+    def by_sensor(self) -> dict[str, list[str]]:
+        """Acknowledgement topics per sensor they follow."""
+        topics_by_sensor: dict[str, list[str]] = {sensor: [] for sensor in LOCKSTEP_SENSORS}
+        for acknowledgement in self.acknowledgements:
+            topic, _, sensor = acknowledgement.rpartition(":")
+            topics_by_sensor[sensor].append(topic)
+        return topics_by_sensor
+
+
 @dataclass
 class SimWorldConfig:
     """Parameters of the sim_world node."""
@@ -87,6 +125,8 @@ class SimWorldConfig:
     starting (a busy start once held the first command back 2 simulated s); 0 does not wait."""
     frames: FrameIds = field(default_factory=FrameIds)
     """Frame ids."""
+    lockstep: LockstepConfig = field(default_factory=LockstepConfig)
+    """Waiting for the stack between steps (lockstep.*)."""
 
     def __post_init__(self) -> None:
         for name in ("lidar_rate", "camera_rate"):
@@ -119,7 +159,9 @@ class SimMessages:
             if self.config.publish_ground_truth:
                 messages[topics.GROUND_TRUTH_OBJECTS] = truth
         if self.camera_every and step_count % self.camera_every == 0:
-            messages[topics.CAMERA_IMAGE], messages[topics.CAMERA_INFO] = self.camera()
+            image, info = self.camera()
+            # The intrinsics first: a node that needs them for the frame has them when it arrives.
+            messages[topics.CAMERA_INFO], messages[topics.CAMERA_IMAGE] = info, image
         return messages
 
     def stamp(self) -> Time:

@@ -22,7 +22,8 @@ from tf2_msgs.msg import TFMessage
 from edge_robot_msgs.msg import GroundTruthObjects
 from edge_robot_msgs.srv import ResetSimulation
 from robot_nodes import topics
-from robot_nodes.conversions import MalformedMessageError
+from robot_nodes.bags import message_class
+from robot_nodes.conversions import MalformedMessageError, stamp_ns
 from robot_nodes.input_guard import InputGuard
 from robot_nodes.parameters import declare_config
 from robot_nodes.paths import resolve
@@ -37,6 +38,58 @@ MAX_LAG_S = 0.5
 than a physics step's share of wall time; the cheap steps in between make up for them)."""
 COMMAND_POLL_S = 0.05
 """While waiting for the driver's first command, the start's clock and odometry go out this often, wall s."""
+SENSOR_OF_TOPIC = {topics.ODOMETRY: "odometry", topics.LIDAR_POINTS: "lidar", topics.CAMERA_IMAGE: "camera"}
+"""The published topic whose message each kind of lockstep acknowledgement follows."""
+
+
+class Acknowledgements:
+    """What the stack has answered to the world's publications, for lockstep: per acknowledgement
+    topic, the newest header stamp (ns) and how many messages arrived. Filled by subscription
+    callbacks in the executor; waited on by the stepper thread."""
+
+    def __init__(self, node: Node, topic_names: set[str]) -> None:
+        self._changed = threading.Condition()
+        self._newest_ns = {topic: -1 for topic in topic_names}
+        self._counts = {topic: 0 for topic in topic_names}
+        self._stamped = set()
+        for topic in topic_names:
+            message_type = message_class(topics.CONTRACT[topic])
+            if "header" in message_type.get_fields_and_field_types():
+                self._stamped.add(topic)
+            node.create_subscription(message_type, topic,
+                                     lambda message, topic=topic: self._on_message(topic, message), 10)
+
+    def _on_message(self, topic: str, message) -> None:
+        with self._changed:
+            self._counts[topic] += 1
+            if topic in self._stamped:
+                self._newest_ns[topic] = max(self._newest_ns[topic], stamp_ns(message.header.stamp))
+            self._changed.notify_all()
+
+    def forget_stamps(self) -> None:
+        """After a reset time starts again: stamps of the old time line acknowledge nothing."""
+        with self._changed:
+            self._newest_ns = dict.fromkeys(self._newest_ns, -1)
+
+    def counts(self) -> dict[str, int]:
+        with self._changed:
+            return dict(self._counts)
+
+    def wait(self, topic_names: list[str], stamp: int, counts_before: dict[str, int], timeout: float,
+             stop: threading.Event) -> list[str]:
+        """Wait until each topic has a message stamped `stamp` or later (for types without a header:
+        a message since `counts_before`); returns the topics still missing after `timeout` wall s."""
+        def missing() -> list[str]:
+            return [topic for topic in topic_names if (self._newest_ns[topic] < stamp if topic in self._stamped
+                                                       else self._counts[topic] <= counts_before[topic])]
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while missing() and not stop.is_set():
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                self._changed.wait(min(left, 0.1))
+            return missing()
 
 
 class SimWorldNode(Node):
@@ -68,6 +121,12 @@ class SimWorldNode(Node):
         self.pub_clock = self.create_publisher(ClockMessage, topics.CLOCK, 10)
         self.create_subscription(Twist, "~/input/cmd_vel", self.inputs.wrap("~/input/cmd_vel", self.on_cmd_vel), 10)
         self.create_service(ResetSimulation, "~/reset", self.on_reset)
+        lockstep = self.config.lockstep
+        self.acknowledgements_by_sensor = lockstep.by_sensor() if lockstep.enabled else {}
+        self.acknowledgements = Acknowledgements(
+            self, {topic for names in self.acknowledgements_by_sensor.values() for topic in names})
+        self.lockstep_timeouts: collections.Counter[str] = collections.Counter()
+        """Lockstep waits that ran out, per acknowledgement topic missing."""
 
         self.pub_tf_static.publish(self.messages.static_transforms())
         # The world is the clock source: it steps in its own thread, paced by wall time, so its
@@ -77,7 +136,9 @@ class SimWorldNode(Node):
         self._stepper.start()
         self.get_logger().info(
             f"scenario {self.config.scenario} seed {self.config.seed}, {self.config.physics_rate:g} Hz physics, "
-            f"real-time factor {self.config.real_time_factor:g}")
+            f"real-time factor {self.config.real_time_factor:g}, "
+            + (f"in lockstep with {', '.join(lockstep.acknowledgements) or 'nothing'}" if lockstep.enabled
+               else "free-running"))
 
     def _run(self) -> None:
         step_wall = 1.0 / (self.config.physics_rate * self.config.real_time_factor) if self.config.real_time_factor else 0.0
@@ -94,10 +155,13 @@ class SimWorldNode(Node):
                 next_step = time.monotonic()  # far behind: give up the lag instead of bursting to catch up
 
     def _wait_for_subscribers(self) -> None:
+        """Until every output has a subscriber and (in lockstep) every acknowledgement a publisher."""
         deadline = time.monotonic() + self.config.wait_for_subscribers
         outputs = [*self.publishers_by_topic.values(), self.pub_clock]
+        acknowledgements = {topic for names in self.acknowledgements_by_sensor.values() for topic in names}
         while time.monotonic() < deadline and not self._stop.is_set():
-            if all(publisher.get_subscription_count() > 0 for publisher in outputs):
+            if (all(publisher.get_subscription_count() > 0 for publisher in outputs)
+                    and all(self.count_publishers(topic) > 0 for topic in acknowledgements)):
                 return
             self._stop.wait(0.01)
 
@@ -146,6 +210,7 @@ class SimWorldNode(Node):
             self.world = world
             self.messages = self._messages_for(world)
             self._command, self._command_time, self._step_count = (0.0, 0.0), -math.inf, 0
+            self.acknowledgements.forget_stamps()
             self.pub_tf_static.publish(self.messages.static_transforms())
         response.success, response.message = True, f"reset to {scenario} seed {seed}"
         self.get_logger().info(response.message)
@@ -163,9 +228,31 @@ class SimWorldNode(Node):
         self._step_count += 1
         self.pub_clock.publish(self.messages.clock())
         self.published[topics.CLOCK] += 1
-        for topic, message in self.messages.due(self._step_count).items():
+        due = self.messages.due(self._step_count)
+        # Odometry (and what follows it, the driver's command) before the sensors: in lockstep the
+        # command of this step is then decided before the sensors' consequences reach the driver.
+        odometry = {topic: due.pop(topic) for topic in (topics.ODOMETRY, topics.TF)}
+        self._publish_and_wait(odometry)
+        self._publish_and_wait(due)
+
+    def _publish_and_wait(self, messages: dict) -> None:
+        """Publish `messages` and, in lockstep, wait for the acknowledgements of what they contain."""
+        counts_before = self.acknowledgements.counts()
+        for topic, message in messages.items():
             self.publishers_by_topic[topic].publish(message)
             self.published[topic] += 1
+        expected = [topic for published in messages if published in SENSOR_OF_TOPIC
+                    for topic in self.acknowledgements_by_sensor.get(SENSOR_OF_TOPIC[published], ())]
+        if not expected:
+            return
+        stamp = stamp_ns(self.messages.stamp())
+        missing = self.acknowledgements.wait(expected, stamp, counts_before, self.config.lockstep.timeout, self._stop)
+        if missing and not self._stop.is_set():
+            self.lockstep_timeouts.update(missing)
+            self.get_logger().warning(
+                f"lockstep: no {', '.join(missing)} for t={stamp * 1e-9:.2f} s within "
+                f"{self.config.lockstep.timeout:g} s; going on ({sum(self.lockstep_timeouts.values())} waits "
+                "timed out so far)", throttle_duration_sec=5.0)
 
 
 def main(args: list[str] | None = None) -> int:
