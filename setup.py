@@ -21,6 +21,7 @@ COMMANDS = {
     "bringup": "robot_nodes.bringup:main",
     "edge-demo": "robot_nodes.main_job:main",
     "record-sim": "robot_nodes.record_sim:main",
+    "kitti-to-bag": "robot_nodes.kitti_bag:main",
     "train-detector": "training.train_detector:main",
     "evaluate-detector": "evaluation.detector_report:main",
     "train-predictor": "training.train_predictor:main",

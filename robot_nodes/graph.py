@@ -4,7 +4,7 @@ set with the same parameter files and remappings."""
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from robot_nodes import topics
@@ -66,15 +66,16 @@ def sim_world(scenario: str | None = None, seed: int | None = None, real_time_fa
         parameters={name: value for name, value in overrides.items() if value is not None})
 
 
-def lane_keeping_controller(scenario: str | None = None) -> NodeSpec:
+def lane_keeping_controller(scenario: str | None = None, use_sim_time: bool = True) -> NodeSpec:
     return NodeSpec(
         name="lane_keeping_controller", executable="lane_keeping_controller",
         node_class="robot_nodes.lane_keeping_controller:LaneKeepingControllerNode",
         remappings=(("~/input/odom", topics.ODOMETRY), ("~/output/cmd_vel", topics.CMD_VEL)),
-        parameters={"use_sim_time": True, **({"scenario": scenario} if scenario else {})})
+        parameters={"use_sim_time": use_sim_time, **({"scenario": scenario} if scenario else {})})
 
 
-def croa_planner(scenario: str | None = None, planning_rate: float | None = None) -> NodeSpec:
+def croa_planner(scenario: str | None = None, planning_rate: float | None = None,
+                 use_sim_time: bool = True) -> NodeSpec:
     """The CROA planner on the contract's predictions and odometry, driving the robot (/cmd_vel)."""
     overrides = {"scenario": scenario, "planning_rate": planning_rate}
     return NodeSpec(
@@ -83,7 +84,7 @@ def croa_planner(scenario: str | None = None, planning_rate: float | None = None
                     ("~/input/target_id", topics.PLANNER_TARGET_ID), ("~/output/path", topics.PLANNED_PATH),
                     ("~/output/cmd_vel", topics.CMD_VEL), ("~/output/markers", topics.CROA_PLANNER_MARKERS),
                     ("~/output/status", topics.CROA_PLANNER_STATUS)),
-        parameters={"use_sim_time": True, **{name: value for name, value in overrides.items() if value is not None}})
+        parameters={"use_sim_time": use_sim_time, **{name: value for name, value in overrides.items() if value is not None}})
 
 
 DRIVER_START_S = 10.0
@@ -95,11 +96,13 @@ the detector and the predictor). Exactly one of them publishes /cmd_vel."""
 
 
 def driver(planner: str = "lane_keeping", scenario: str | None = None,
-           planning_rate: float | None = None) -> NodeSpec:
+           planning_rate: float | None = None, use_sim_time: bool = True) -> NodeSpec:
     """The node that publishes /cmd_vel for `planner` (one of PLANNERS)."""
     if planner not in PLANNERS:
         raise ValueError(f"planner must be one of {', '.join(PLANNERS)}, got {planner!r}")
-    return lane_keeping_controller(scenario) if planner == "lane_keeping" else croa_planner(scenario, planning_rate)
+    if planner == "lane_keeping":
+        return lane_keeping_controller(scenario, use_sim_time=use_sim_time)
+    return croa_planner(scenario, planning_rate, use_sim_time=use_sim_time)
 
 
 def bag_recorder(output: str, topic_names: list[str], use_sim_time: bool = False) -> NodeSpec:
@@ -109,16 +112,16 @@ def bag_recorder(output: str, topic_names: list[str], use_sim_time: bool = False
         parameters={"output": output, "topics": list(topic_names), "use_sim_time": use_sim_time})
 
 
-def lidar_detector(model_path: str | None = None) -> NodeSpec:
+def lidar_detector(model_path: str | None = None, use_sim_time: bool = True) -> NodeSpec:
     """The lidar detector on the contract's scans; model_path overrides the parameter file's."""
     return NodeSpec(
         name="lidar_detector", executable="lidar_detector", node_class="robot_nodes.lidar_detector:LidarDetectorNode",
         remappings=(("~/input/pointcloud", topics.LIDAR_POINTS), ("~/output/objects", topics.DETECTED_OBJECTS),
                     ("~/output/markers", topics.LIDAR_DETECTOR_MARKERS)),
-        parameters={"use_sim_time": True, **({"model_path": model_path} if model_path else {})})
+        parameters={"use_sim_time": use_sim_time, **({"model_path": model_path} if model_path else {})})
 
 
-def trajectory_predictor(model_path: str | None = None) -> NodeSpec:
+def trajectory_predictor(model_path: str | None = None, use_sim_time: bool = True) -> NodeSpec:
     """Tracker and predictor on the contract's detections; model_path overrides the parameter file's."""
     return NodeSpec(
         name="trajectory_predictor", executable="trajectory_predictor",
@@ -127,7 +130,7 @@ def trajectory_predictor(model_path: str | None = None) -> NodeSpec:
                     ("~/input/tf_static", topics.TF_STATIC), ("~/output/tracks", topics.TRACKED_OBJECTS),
                     ("~/output/predicted_objects", topics.PREDICTED_OBJECTS),
                     ("~/output/markers", topics.TRAJECTORY_PREDICTOR_MARKERS)),
-        parameters={"use_sim_time": True, **({"model_path": model_path} if model_path else {})})
+        parameters={"use_sim_time": use_sim_time, **({"model_path": model_path} if model_path else {})})
 
 
 def bag_player(bag: str, rate: float = 1.0, loop: bool = False, topic_names: list[str] | None = None) -> NodeSpec:
@@ -137,7 +140,7 @@ def bag_player(bag: str, rate: float = 1.0, loop: bool = False, topic_names: lis
         parameters={"bag": bag, "rate": rate, "loop": loop, **({"topics": list(topic_names)} if topic_names else {})})
 
 
-def gsrmr_uplink(scene: str) -> NodeSpec:
+def gsrmr_uplink(scene: str, use_sim_time: bool = True) -> NodeSpec:
     """The robot side of the mixed-reality uplink on the contract's camera, with the Gaussian-splatting scene file."""
     return NodeSpec(
         name="gsrmr_uplink", executable="gsrmr_uplink", node_class="robot_nodes.gsrmr_uplink:GsrmrUplinkNode",
@@ -145,7 +148,7 @@ def gsrmr_uplink(scene: str) -> NodeSpec:
                     ("~/input/odometry", topics.ODOMETRY), ("~/input/tf_static", topics.TF_STATIC),
                     ("~/output/decision", topics.UPLINK_DECISION), ("~/output/uplink", topics.UPLINK_IMAGE),
                     ("~/output/pose", topics.UPLINK_POSE), ("~/output/camera_info", topics.UPLINK_CAMERA_INFO)),
-        parameters={"use_sim_time": True, "model_path": scene})
+        parameters={"use_sim_time": use_sim_time, "model_path": scene})
 
 
 def mr_server(scene: str, evaluate: bool = True) -> NodeSpec:
@@ -159,7 +162,7 @@ def mr_server(scene: str, evaluate: bool = True) -> NodeSpec:
         parameters={"use_sim_time": True, "model_path": scene, "evaluate": evaluate})
 
 
-def onboard_llm(model_path: str | None = None, cache_dir: str | None = None) -> NodeSpec:
+def onboard_llm(model_path: str | None = None, cache_dir: str | None = None, use_sim_time: bool = True) -> NodeSpec:
     """The on-device language model, grounded in the contract's detections, predictions and plan
     status; its Ask action is the node's own `~/ask` (topics.LLM_ASK_ACTION). model_path and
     cache_dir (where the built variants are) override the parameter file's."""
@@ -170,7 +173,7 @@ def onboard_llm(model_path: str | None = None, cache_dir: str | None = None) -> 
                     ("~/input/detected_objects", topics.DETECTED_OBJECTS),
                     ("~/input/predicted_objects", topics.PREDICTED_OBJECTS),
                     ("~/input/planner_status", topics.CROA_PLANNER_STATUS)),
-        parameters={"use_sim_time": True, **{name: value for name, value in overrides.items() if value is not None}})
+        parameters={"use_sim_time": use_sim_time, **{name: value for name, value in overrides.items() if value is not None}})
 
 
 MIXED_REALITY_OUTPUTS = (topics.UPLINK_DECISION, topics.UPLINK_IMAGE, topics.UPLINK_POSE, topics.UPLINK_CAMERA_INFO,
@@ -188,9 +191,10 @@ PERCEPTION_OUTPUTS = (topics.DETECTED_OBJECTS, topics.LIDAR_DETECTOR_MARKERS, to
 
 
 def perception_nodes(detector_model: str | None = None, predictor: bool = True,
-                     predictor_model: str | None = None) -> list[NodeSpec]:
+                     predictor_model: str | None = None, use_sim_time: bool = True) -> list[NodeSpec]:
     """The lidar detector and (with `predictor`) the tracker and predictor on its objects."""
-    return [lidar_detector(detector_model)] + ([trajectory_predictor(predictor_model)] if predictor else [])
+    return [lidar_detector(detector_model, use_sim_time)] + (
+        [trajectory_predictor(predictor_model, use_sim_time)] if predictor else [])
 
 
 def simulation_graph(scenario: str | None = None, seed: int | None = None, real_time_factor: float | None = None,
@@ -237,3 +241,76 @@ def replay_graph(bag: str, rate: float = 1.0, loop: bool = False, detector: bool
     except BagError:
         pass  # the player itself says what is wrong with the bag
     return [bag_player(bag, rate, loop, played)] + perception_nodes(detector_model, predictor, predictor_model)
+
+
+ROBOT_TOPIC_ARGUMENTS = {"lidar_topic": topics.LIDAR_POINTS, "camera_topic": topics.CAMERA_IMAGE,
+                         "camera_info_topic": topics.CAMERA_INFO, "odom_topic": topics.ODOMETRY,
+                         "tf_static_topic": topics.TF_STATIC, "cmd_vel_topic": topics.CMD_VEL}
+"""robot.launch.py's arguments naming a robot's own sensor and command topics → the contract topic
+each stands in for (its default)."""
+
+
+def on_robot_topics(spec: NodeSpec, robot_topics: dict[str, str]) -> NodeSpec:
+    """`spec` with its remappings onto the contract topics in `robot_topics` (contract topic → the
+    robot's own topic) moved to the robot's topics."""
+    return replace(spec, remappings=tuple((private, robot_topics.get(public, public))
+                                          for private, public in spec.remappings))
+
+
+def onboard_nodes(use_sim_time: bool, scenario: str | None = None, detector: bool = True,
+                  detector_model: str | None = None, predictor: bool = True, predictor_model: str | None = None,
+                  planner: str = "lane_keeping", planning_rate: float | None = None,
+                  mixed_reality_scene: str | None = None, llm: bool = False,
+                  llm_model: str | None = None) -> list[NodeSpec]:
+    """The nodes that run on the robot's own computer, on a robot or a Gazebo robot: the driver
+    (`planner`, on `scenario`'s road; see simulation_graph()), with `detector` the lidar detector and
+    with `predictor` the tracker and predictor, with a `mixed_reality_scene` the robot side of the
+    uplink, and with `llm` the on-device language model. Every one but the world of the simulation."""
+    if planner == "croa" and not (detector and predictor):
+        raise ValueError("the croa planner plans on the predicted objects: it needs the detector and the predictor")
+    specs = [driver(planner, scenario, planning_rate, use_sim_time=use_sim_time)]
+    if detector:
+        specs += perception_nodes(detector_model, predictor, predictor_model, use_sim_time)
+    if mixed_reality_scene:
+        specs.append(gsrmr_uplink(mixed_reality_scene, use_sim_time))
+    if llm:
+        specs.append(onboard_llm(llm_model, use_sim_time=use_sim_time))
+    return specs
+
+
+def robot_graph(robot_topics: dict[str, str] | None = None, **options) -> list[NodeSpec]:
+    """On a robot: onboard_nodes() (`options`: its arguments but use_sim_time) on the robot's clock
+    (use_sim_time false: nothing publishes /clock), reading the robot's sensors and commanding it on
+    its own topics (`robot_topics`: contract topic → the robot's topic; the rest stay on the contract).
+    The mixed-reality server is the remote side: it runs on the remote machine, not here."""
+    return [on_robot_topics(spec, robot_topics or {}) for spec in onboard_nodes(False, **options)]
+
+
+def gazebo_graph(mixed_reality_scene: str | None = None, **options) -> list[NodeSpec]:
+    """With Gazebo: onboard_nodes() (`options`: its arguments but use_sim_time and the scene) on
+    Gazebo's clock, which gz_bridge() puts on /clock with the sensors; with a `mixed_reality_scene`
+    the server beside the uplink, as in the simulation graph (one machine), scoring the stream."""
+    specs = onboard_nodes(True, mixed_reality_scene=mixed_reality_scene, **options)
+    return specs + ([mr_server(mixed_reality_scene)] if mixed_reality_scene else [])
+
+
+@dataclass(frozen=True)
+class ExternalNodeSpec:
+    """A node of another package that a launch file starts beside the graph's nodes."""
+
+    package: str
+    executable: str
+    name: str
+    parameters: dict = field(default_factory=dict, hash=False)
+    """Parameter values (the node's own: it has no config/<name>.param.yaml of ours)."""
+
+
+def gz_bridge() -> ExternalNodeSpec:
+    """ros_gz_bridge's parameter_bridge with config/gz_bridge.yaml: a Gazebo robot's sensors, /odom,
+    /tf, /tf_static and /clock onto the contract and /cmd_vel back to Gazebo."""
+    return ExternalNodeSpec(
+        package="ros_gz_bridge", executable="parameter_bridge", name="gz_bridge",
+        # The bridge's publishers are volatile; /tf_static's subscribers (ours and tf2's) are
+        # transient local and would not match it.
+        parameters={"config_file": str(share_path("config", "gz_bridge.yaml")),
+                    f"qos_overrides.{topics.TF_STATIC}.publisher.durability": "transient_local"})
