@@ -13,9 +13,10 @@ fingerprint() { cat "$@" | sha256sum | cut -d' ' -f1; }
 fresh() { [ -f "$1" ] && [ "$(cat "$1")" = "$2" ]; }
 
 # 1. System packages: open3d needs libusb and OpenGL/OpenMP runtimes; the interfaces need a C/C++
-#    toolchain and CMake; venv needs python3-venv on Debian.
+#    toolchain and CMake; venv needs python3-venv on Debian; the run report is checked in headless
+#    chromium (with a font for its text).
 apt_needed=()
-for pkg in libusb-1.0-0 libgomp1 libgl1 cmake g++ make; do
+for pkg in libusb-1.0-0 libgomp1 libgl1 cmake g++ make chromium fonts-dejavu-core; do
   dpkg -s "$pkg" >/dev/null 2>&1 || apt_needed+=("$pkg")
 done
 if [ ${#apt_needed[@]} -gt 0 ]; then
