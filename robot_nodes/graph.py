@@ -55,9 +55,14 @@ def _ros_literal(value) -> str:
 
 
 def sim_world(scenario: str | None = None, seed: int | None = None, real_time_factor: float | None = None,
-              wait_for_subscribers: float | None = None, wait_for_command: float | None = None) -> NodeSpec:
+              wait_for_subscribers: float | None = None, wait_for_command: float | None = None,
+              lockstep_acknowledgements: list[str] | None = None) -> NodeSpec:
+    """The simulated world; with `lockstep_acknowledgements` ('topic:sensor', see
+    LockstepConfig) it runs in lockstep with them."""
     overrides = {"scenario": scenario, "seed": seed, "real_time_factor": real_time_factor,
                  "wait_for_subscribers": wait_for_subscribers, "wait_for_command": wait_for_command}
+    if lockstep_acknowledgements is not None:
+        overrides |= {"lockstep.enabled": True, "lockstep.acknowledgements": list(lockstep_acknowledgements)}
     return NodeSpec(
         name="sim_world", executable="sim_world", node_class="robot_nodes.sim_world:SimWorldNode",
         remappings=(("~/output/pointcloud", topics.LIDAR_POINTS), ("~/output/image", topics.CAMERA_IMAGE),
@@ -66,18 +71,22 @@ def sim_world(scenario: str | None = None, seed: int | None = None, real_time_fa
         parameters={name: value for name, value in overrides.items() if value is not None})
 
 
-def lane_keeping_controller(scenario: str | None = None, use_sim_time: bool = True) -> NodeSpec:
+def lane_keeping_controller(scenario: str | None = None, lockstep: bool = False,
+                            use_sim_time: bool = True) -> NodeSpec:
+    """The lane-keeping driver; with `lockstep`, one command per odometry message."""
     return NodeSpec(
         name="lane_keeping_controller", executable="lane_keeping_controller",
         node_class="robot_nodes.lane_keeping_controller:LaneKeepingControllerNode",
         remappings=(("~/input/odom", topics.ODOMETRY), ("~/output/cmd_vel", topics.CMD_VEL)),
-        parameters={"use_sim_time": use_sim_time, **({"scenario": scenario} if scenario else {})})
+        parameters={"use_sim_time": use_sim_time, **({"scenario": scenario} if scenario else {}),
+                    **({"lockstep": True} if lockstep else {})})
 
 
-def croa_planner(scenario: str | None = None, planning_rate: float | None = None,
+def croa_planner(scenario: str | None = None, planning_rate: float | None = None, lockstep: bool = False,
                  use_sim_time: bool = True) -> NodeSpec:
-    """The CROA planner on the contract's predictions and odometry, driving the robot (/cmd_vel)."""
-    overrides = {"scenario": scenario, "planning_rate": planning_rate}
+    """The CROA planner on the contract's predictions and odometry, driving the robot (/cmd_vel);
+    with `lockstep`, one plan per predictions message and one command per odometry message."""
+    overrides = {"scenario": scenario, "planning_rate": planning_rate, "lockstep": True if lockstep else None}
     return NodeSpec(
         name="croa_planner", executable="croa_planner", node_class="robot_nodes.croa_planner:CroaPlannerNode",
         remappings=(("~/input/predicted_objects", topics.PREDICTED_OBJECTS), ("~/input/odometry", topics.ODOMETRY),
@@ -96,13 +105,13 @@ the detector and the predictor). Exactly one of them publishes /cmd_vel."""
 
 
 def driver(planner: str = "lane_keeping", scenario: str | None = None,
-           planning_rate: float | None = None, use_sim_time: bool = True) -> NodeSpec:
+           planning_rate: float | None = None, lockstep: bool = False, use_sim_time: bool = True) -> NodeSpec:
     """The node that publishes /cmd_vel for `planner` (one of PLANNERS)."""
     if planner not in PLANNERS:
         raise ValueError(f"planner must be one of {', '.join(PLANNERS)}, got {planner!r}")
     if planner == "lane_keeping":
-        return lane_keeping_controller(scenario, use_sim_time=use_sim_time)
-    return croa_planner(scenario, planning_rate, use_sim_time=use_sim_time)
+        return lane_keeping_controller(scenario, lockstep, use_sim_time)
+    return croa_planner(scenario, planning_rate, lockstep, use_sim_time)
 
 
 def bag_recorder(output: str, topic_names: list[str], use_sim_time: bool = False) -> NodeSpec:
@@ -197,25 +206,41 @@ def perception_nodes(detector_model: str | None = None, predictor: bool = True,
         [trajectory_predictor(predictor_model, use_sim_time)] if predictor else [])
 
 
+def lockstep_acknowledgements(planner: str, detector: bool, predictor: bool, mixed_reality: bool) -> list[str]:
+    """What the world waits for in lockstep ('topic:sensor'): each step's command, and each scan's
+    detections, predictions and plan status, each camera frame's uplink decision and scored stream."""
+    acknowledgements = [f"{topics.CMD_VEL}:odometry"]
+    acknowledgements += [f"{topics.DETECTED_OBJECTS}:lidar"] if detector else []
+    acknowledgements += [f"{topics.PREDICTED_OBJECTS}:lidar"] if detector and predictor else []
+    acknowledgements += [f"{topics.CROA_PLANNER_STATUS}:lidar"] if planner == "croa" else []
+    acknowledgements += [f"{topics.UPLINK_DECISION}:camera", f"{topics.MR_STREAM_QUALITY}:camera"] if mixed_reality else []
+    return acknowledgements
+
+
 def simulation_graph(scenario: str | None = None, seed: int | None = None, real_time_factor: float | None = None,
                      wait_for_subscribers: float | None = None, detector: bool = True,
                      detector_model: str | None = None, predictor: bool = True,
                      predictor_model: str | None = None, planner: str = "lane_keeping",
                      planning_rate: float | None = None, mixed_reality_scene: str | None = None,
-                     llm: bool = False, llm_model: str | None = None, llm_cache: str | None = None) -> list[NodeSpec]:
+                     llm: bool = False, llm_model: str | None = None, llm_cache: str | None = None,
+                     lockstep: bool = False) -> list[NodeSpec]:
     """The simulated world, the driver of the robot in it (`planner`: the lane-keeping controller or
     the CROA planner, see PLANNERS) and (with `detector`) the lidar detector on the world's scans,
     followed (with `predictor`) by the tracker and predictor. The CROA planner plans on the
     predictions, so it needs both. With a `mixed_reality_scene` (a Gaussian-splatting .ply of the
     world), the mixed-reality uplink and its server, scoring the stream. With `llm`, the on-device
-    language model (`llm_model`, `llm_cache`: see onboard_llm()) answering questions about the scene."""
+    language model (`llm_model`, `llm_cache`: see onboard_llm()) answering questions about the scene.
+    With `lockstep`, simulated time waits for every node on the world's path to /cmd_vel and the
+    uplink (lockstep_acknowledgements); the language model answers on the side."""
     if planner == "croa" and not (detector and predictor):
         raise ValueError("the croa planner plans on the predicted objects: it needs the detector and the predictor")
+    acknowledgements = lockstep_acknowledgements(planner, detector, predictor, bool(mixed_reality_scene))
     # The language model first: composed in one process, its start-up (seconds of sessions, minutes
     # of building the first time) would otherwise run while the world waits for its subscribers.
     specs = [onboard_llm(llm_model, llm_cache)] if llm else []
-    specs += [sim_world(scenario, seed, real_time_factor, wait_for_subscribers, DRIVER_START_S),
-              driver(planner, scenario, planning_rate)]
+    specs += [sim_world(scenario, seed, real_time_factor, wait_for_subscribers, DRIVER_START_S,
+                        acknowledgements if lockstep else None),
+              driver(planner, scenario, planning_rate, lockstep)]
     if detector:
         specs += perception_nodes(detector_model, predictor, predictor_model)
     if mixed_reality_scene:
