@@ -2,6 +2,7 @@
 scenario's lane centre lines). The simple driver of the simulated robot until a planner drives."""
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 from geometry_msgs.msg import Twist
@@ -9,7 +10,7 @@ from nav_msgs.msg import Odometry
 from rclpy.node import Node
 
 from robot_nodes.conversions import odometry_to_se2
-from robot_nodes.input_guard import InputGuard
+from robot_nodes.node_statistics import NodeStatisticsPublisher, ProcessingCounts, measured, publish_final_statistics
 from robot_nodes.parameters import declare_config
 from robot_nodes.paths import resolve
 from robot_nodes.runner import StartupError, run_node
@@ -45,7 +46,11 @@ class LaneKeepingControllerNode(Node):
         except (ScenarioError, FileNotFoundError) as error:
             raise StartupError(f"lane_keeping_controller: cannot load scenario {path}: {error}") from None
         self.controller = LaneKeepingController(lanes, LaneKeepingConfig())
-        self.inputs = InputGuard(self)
+        self.commands = 0
+        """cmd_vel commands published."""
+        # Per command; counted in the executor's callbacks, which never run alongside the statistics timer.
+        self.statistics = NodeStatisticsPublisher(self, lambda: ProcessingCounts(self.commands, self.commands))
+        self.inputs = self.statistics.inputs
         self._state = None
         self._state_time = None
         self.pub_cmd = self.create_publisher(Twist, "~/output/cmd_vel", 10)
@@ -59,7 +64,9 @@ class LaneKeepingControllerNode(Node):
         if self.config.lockstep:
             self.control()
 
+    @measured
     def control(self) -> None:
+        started, stamp = time.perf_counter(), self.get_clock().now().to_msg()
         command = Twist()
         fresh = (self._state is not None and
                  (self.get_clock().now() - self._state_time).nanoseconds * 1e-9 <= self.config.odom_timeout)
@@ -67,6 +74,12 @@ class LaneKeepingControllerNode(Node):
             x, y, yaw, speed, _ = self._state
             command.linear.x, command.angular.z = self.controller.command((x, y, yaw), speed, self.config.target_speed)
         self.pub_cmd.publish(command)
+        self.commands += 1
+        self.statistics.record(stamp, 1e3 * (time.perf_counter() - started))
+
+    def destroy_node(self) -> None:
+        publish_final_statistics(self)
+        super().destroy_node()
 
 
 def main(args: list[str] | None = None) -> int:

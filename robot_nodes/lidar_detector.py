@@ -27,7 +27,7 @@ from edge_robot_msgs.msg import DetectedObjects
 from perception.detection import DetectorOptions, LidarDetector, ModelFileError
 from robot_nodes.conversions import (MalformedMessageError, detected_objects_to_markers, detected_objects_to_msg,
                                      pointcloud2_to_xyzi)
-from robot_nodes.input_guard import InputGuard
+from robot_nodes.node_statistics import NodeStatisticsPublisher, ProcessingCounts, measured, publish_final_statistics
 from robot_nodes.parameters import declare_config
 from robot_nodes.paths import resolve
 from robot_nodes.runner import StartupError, run_node
@@ -137,7 +137,8 @@ class LidarDetectorNode(Node):
         self.counters = DetectorCounters()
         self.processing_times_ms: collections.deque[float] = collections.deque(maxlen=PROCESSING_TIMES_KEPT)
         """Milliseconds from arrival to publication of the newest processed clouds."""
-        self.inputs = InputGuard(self)
+        self.statistics = NodeStatisticsPublisher(self, self._processing_counts, self._mailbox_changed)
+        self.inputs = self.statistics.inputs
 
         self.pub_objects = self.create_publisher(DetectedObjects, "~/output/objects", 10)
         self.pub_markers = self.create_publisher(MarkerArray, "~/output/markers", 10)
@@ -150,6 +151,10 @@ class LidarDetectorNode(Node):
             f"model {path} on {self.detector.device}, classes {', '.join(self.detector.config.classes)}, "
             f"point range {list(self.point_range)}, score threshold {self.config.score_threshold:g}, "
             f"max points {self.config.max_points}")
+
+    def _processing_counts(self) -> ProcessingCounts:
+        counters = self.counters
+        return ProcessingCounts(counters.received, counters.processed, counters.dropped_frames, counters.failed_frames)
 
     # --- executor thread: convert and post ------------------------------------------------------
 
@@ -197,6 +202,7 @@ class LidarDetectorNode(Node):
                                         f"{self.counters.failed_frames} clouds failed so far",
                                         throttle_duration_sec=LOG_PERIOD_S)
 
+    @measured
     def _process(self, frame: _Frame) -> None:
         detection = self.detector.detect(frame.points)
         self.pub_objects.publish(detected_objects_to_msg(detection.objects, frame.header))
@@ -206,6 +212,7 @@ class LidarDetectorNode(Node):
         with self._mailbox_changed:
             self.counters.processed += 1
             self.processing_times_ms.append(elapsed_ms)
+            self.statistics.record(frame.header.stamp, elapsed_ms)
             if detection.points.subsampled:
                 self.counters.subsampled_frames += 1
                 self.get_logger().warning(
@@ -219,6 +226,7 @@ class LidarDetectorNode(Node):
             self._mailbox_changed.notify()
         if self._worker is not None and self._worker.is_alive() and threading.current_thread() is not self._worker:
             self._worker.join()  # lets a detection in progress finish and publish first
+        publish_final_statistics(self)
         super().destroy_node()
 
 

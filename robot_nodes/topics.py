@@ -28,6 +28,8 @@ LLM_QUESTION = "/onboard_llm/question"
 LLM_ANSWER = "/onboard_llm/answer"
 LLM_ASK_ACTION = "/onboard_llm/ask"
 """The onboard_llm node's Ask action (edge_robot_msgs/action/Ask): an action, not a topic, so not in CONTRACT."""
+NODE_STATISTICS = "/node_statistics"
+"""Every processing node's NodeStatistics (robot_nodes.node_statistics), published there directly: no remapping."""
 
 CONTRACT = {
     LIDAR_POINTS: "sensor_msgs/msg/PointCloud2",
@@ -56,6 +58,7 @@ CONTRACT = {
     MR_STREAM_QUALITY: "edge_robot_msgs/msg/StreamQuality",
     LLM_QUESTION: "std_msgs/msg/String",
     LLM_ANSWER: "std_msgs/msg/String",
+    NODE_STATISTICS: "edge_robot_msgs/msg/NodeStatistics",
 }
 """Topic → message type of every topic in the contract (markers: one topic per node, under .../markers)."""
 

@@ -34,7 +34,7 @@ from robot_nodes.conversions import (MalformedMessageError, msg_to_detected_obje
                                      stamp_to_seconds, tracked_objects_to_msg)
 from robot_nodes.conversions.markers import predicted_objects_to_markers
 from robot_nodes.frame_poses import FramePoses
-from robot_nodes.input_guard import InputGuard
+from robot_nodes.node_statistics import NodeStatisticsPublisher, ProcessingCounts, publish_final_statistics
 from robot_nodes.parameters import declare_config
 from robot_nodes.paths import resolve
 from robot_nodes.runner import StartupError, run_node
@@ -110,7 +110,10 @@ class TrajectoryPredictorNode(Node):
         self.processing_times_ms: collections.deque[float] = collections.deque(maxlen=PROCESSING_TIMES_KEPT)
         self.frame_poses = FramePoses(self.config.tracking_frame, self.config.max_pose_gap)
         self._last_stamp: float | None = None
-        self.inputs = InputGuard(self)
+        # Counted in the executor's callbacks only, which never run alongside the statistics timer: no lock.
+        self.statistics = NodeStatisticsPublisher(
+            self, lambda: ProcessingCounts(self.counters.received, self.counters.processed))
+        self.inputs = self.statistics.inputs
 
         self.pub_tracks = self.create_publisher(TrackedObjects, "~/output/tracks", 10)
         self.pub_predicted = self.create_publisher(PredictedObjects, "~/output/predicted_objects", 10)
@@ -172,6 +175,11 @@ class TrajectoryPredictorNode(Node):
         self.pub_processing_time.publish(Float64(data=elapsed_ms))
         self.counters.processed += 1
         self.processing_times_ms.append(elapsed_ms)
+        self.statistics.record(message.header.stamp, elapsed_ms)
+
+    def destroy_node(self) -> None:
+        publish_final_statistics(self)
+        super().destroy_node()
 
 
 def _into_frame(detections: list[DetectedObject], frame_pose: np.ndarray) -> list[DetectedObject]:
