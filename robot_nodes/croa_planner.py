@@ -45,7 +45,7 @@ from planners.croa.targets import TargetSelectionConfig, corridor_for_lane, sele
 from robot_nodes.conversions import (MalformedMessageError, msg_to_predicted_objects, odometry_to_se2,
                                      stamp_to_seconds)
 from robot_nodes.conversions.planning import plan_to_markers, plan_to_path
-from robot_nodes.input_guard import InputGuard
+from robot_nodes.node_statistics import NodeStatisticsPublisher, ProcessingCounts, measured, publish_final_statistics
 from robot_nodes.parameters import declare_config
 from robot_nodes.paths import resolve
 from robot_nodes.runner import StartupError, run_node
@@ -201,7 +201,8 @@ class CroaPlannerNode(Node):
         self.counters = PlannerCounters()
         self.planning_times_ms: collections.deque[float] = collections.deque(maxlen=PLANNING_TIMES_KEPT)
         """Milliseconds per planner run, from the cycle's hand-over to its messages going out."""
-        self.inputs = InputGuard(self)
+        self.statistics = NodeStatisticsPublisher(self, self._processing_counts, self._lock)
+        self.inputs = self.statistics.inputs
         self._odometry: tuple[float, float, float, float, float] | None = None
         self._odometry_ns = 0
         self._predictions: list[PredictedObject] | None = None
@@ -247,6 +248,13 @@ class CroaPlannerNode(Node):
         self.planner.plan(PlanningScene(EgoState(0.0, 0.0, 0.0, min(5.0, self.config.croa.reference_speed)),
                                         Corridor(centerline, -1.75, 5.25), [truck, car], car))
         self.planner.reset()
+
+    def _processing_counts(self) -> ProcessingCounts:
+        """Per planning cycle (processed: planned, counted when the planner starts, so it may include
+        the cycle in progress; failed: the planner raised)."""
+        counters = self.counters
+        return ProcessingCounts(counters.cycles, counters.planned - counters.planner_errors, counters.replaced,
+                                counters.planner_errors)
 
     # --- executor thread: inputs ----------------------------------------------------------------
 
@@ -299,6 +307,7 @@ class CroaPlannerNode(Node):
             self._mailbox, self._plan, self._reset_requested = False, None, True
         return True
 
+    @measured
     def cycle(self) -> None:
         now = self.get_clock().now()
         self._time_went_backwards(now.nanoseconds)
@@ -334,6 +343,7 @@ class CroaPlannerNode(Node):
         return _Cycle(Header(stamp=now.to_msg(), frame_id=self.config.planning_frame), now.nanoseconds,
                       self._odometry, self._predictions, max(age, 0.0), self._requested_target)
 
+    @measured
     def command(self) -> None:
         now_ns = self.get_clock().now().nanoseconds
         command = Twist()
@@ -381,7 +391,8 @@ class CroaPlannerNode(Node):
                 if job is None:
                     self.counters.went_stale += 1
                     continue
-                self._plan_cycle(job)
+                if self._plan_cycle(job):
+                    self.statistics.record(job.header.stamp, 1e3 * (time.perf_counter() - started))
             except Exception as error:  # the worker must go on (the commands brake without a plan)
                 self.get_logger().error(f"planning cycle failed ({type(error).__name__}: {error})",
                                         throttle_duration_sec=LOG_PERIOD_S)
@@ -424,7 +435,9 @@ class CroaPlannerNode(Node):
             mount=(self.config.vehicle.sensor_x, self.config.vehicle.sensor_y), current=self._automatic_target)
         return by_id.get(self._automatic_target), True
 
-    def _plan_cycle(self, job: _Cycle) -> None:
+    @measured
+    def _plan_cycle(self, job: _Cycle) -> bool:
+        """Plan and publish; whether a plan went out (not after a planner error)."""
         ego = self._ego(job.odometry)
         corridor = corridor_for_lane(self.lanes, self.lane_width, self.lane_directions, ego.x, ego.y, ego.yaw,
                                      CORRIDOR_BEHIND, CORRIDOR_AHEAD)
@@ -445,7 +458,7 @@ class CroaPlannerNode(Node):
             self.pub_status.publish(PlannerStatus(header=job.header, target_id=-1, target_automatic=automatic,
                                                   fallback=True, reason=reason, obstacle_count=len(obstacles),
                                                   prediction_age=job.age))
-            return
+            return False
         with self._lock:
             if not self._reset_requested:  # a reset while planning: this plan belongs to the old time line
                 self._plan = (plan, job.start_ns)
@@ -465,6 +478,7 @@ class CroaPlannerNode(Node):
             reason=plan.reason, obstacle_count=len(obstacles), constrained_obstacle_count=len(plan.obstacle_ids),
             linear_velocity=float(plan.linear_velocity), angular_velocity=float(plan.angular_velocity),
             prediction_age=float(job.age)))
+        return True
 
     def destroy_node(self) -> None:
         with self._lock:
@@ -472,6 +486,7 @@ class CroaPlannerNode(Node):
             self._lock.notify()
         if self._worker is not None and self._worker.is_alive() and threading.current_thread() is not self._worker:
             self._worker.join()  # lets a cycle in progress finish and publish first
+        publish_final_statistics(self)
         super().destroy_node()
 
 
