@@ -48,7 +48,7 @@ from mixed_reality.uplink.policy import RecedingWindowPolicy, UplinkPolicyConfig
 from robot_nodes.conversions import (MalformedMessageError, camera_info_from_intrinsics, image_to_numpy,
                                      intrinsics_from_camera_info, se3_to_pose, stamp_to_seconds)
 from robot_nodes.frame_poses import FramePoses
-from robot_nodes.input_guard import InputGuard
+from robot_nodes.node_statistics import NodeStatisticsPublisher, ProcessingCounts, measured, publish_final_statistics
 from robot_nodes.parameters import declare_config
 from robot_nodes.paths import resolve
 from robot_nodes.runner import StartupError, run_node
@@ -102,8 +102,8 @@ class GsrmrUplinkConfig:
 
 @dataclass
 class UplinkCounters:
-    """What became of the camera frames: received = rejected + dropped + skipped + decided, plus
-    at most one waiting and one being decided."""
+    """What became of the camera frames: received = rejected + dropped + skipped + decided + failed,
+    plus at most one waiting and one being decided."""
 
     received: int = 0
     """Camera frames that arrived."""
@@ -119,6 +119,8 @@ class UplinkCounters:
     """Frames before the first camera info."""
     skipped_without_pose: int = 0
     """Frames with no odometry or camera mount at their stamp."""
+    failed_frames: int = 0
+    """Frames on which deciding raised (logged); nothing was published for them."""
 
 
 def load_scene(path_parameter: str, node_name: str) -> GaussianModel:
@@ -148,7 +150,8 @@ class GsrmrUplinkNode(Node):
         self._stream_camera: tuple[np.ndarray, int, int] | None = None
         """(K, width, height) of the stream."""
         self.counters = UplinkCounters()
-        self.inputs = InputGuard(self)
+        self.statistics = NodeStatisticsPublisher(self, self._processing_counts, self._lock)
+        self.inputs = self.statistics.inputs
 
         self.pub_decision = self.create_publisher(UplinkDecision, "~/output/decision", 10)
         self.pub_uplink = self.create_publisher(CompressedImage, "~/output/uplink", 10)
@@ -167,6 +170,10 @@ class GsrmrUplinkNode(Node):
             f"scene {resolve(self.config.model_path)} ({len(scene)} Gaussians), stream 1/{self.config.stream_scale} "
             f"of the camera, JPEG quality {self.config.jpeg_quality}, {self.config.policy.method} over "
             f"{self.config.policy.window} frames, mean PSNR >= {self.config.policy.quality_threshold:g} dB")
+
+    def _processing_counts(self) -> ProcessingCounts:
+        counters = self.counters
+        return ProcessingCounts(counters.received, counters.decided, counters.dropped_frames, counters.failed_frames)
 
     def on_odometry(self, message: Odometry) -> None:
         with self._lock:
@@ -226,6 +233,8 @@ class GsrmrUplinkNode(Node):
             try:
                 self._decide(*frame)
             except Exception as error:  # a failure must not end the worker
+                with self._lock:
+                    self.counters.failed_frames += 1
                 self.get_logger().error(f"deciding a frame failed ({type(error).__name__}: {error})",
                                         throttle_duration_sec=LOG_PERIOD_S)
 
@@ -242,6 +251,7 @@ class GsrmrUplinkNode(Node):
                     return pose, why
                 self._lock.wait(timeout=max(0.0, deadline - time.monotonic()))
 
+    @measured
     def _decide(self, header: Header, stream: np.ndarray, intrinsics: np.ndarray, started: float) -> None:
         camera_pose, why = self._camera_pose(header)
         if camera_pose is None:
@@ -274,6 +284,7 @@ class GsrmrUplinkNode(Node):
         with self._lock:
             self.counters.uploaded += decision.upload
             self.counters.decided += 1
+            self.statistics.record(header.stamp, 1e3 * (time.perf_counter() - started))
 
     def destroy_node(self) -> None:
         with self._lock:
@@ -281,6 +292,7 @@ class GsrmrUplinkNode(Node):
             self._lock.notify_all()
         if self._worker is not None and self._worker.is_alive() and threading.current_thread() is not self._worker:
             self._worker.join()  # lets a decision in progress finish and publish first
+        publish_final_statistics(self)
         super().destroy_node()
 
 

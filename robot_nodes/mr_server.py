@@ -33,7 +33,7 @@ from mixed_reality.stream import StreamFrameError, decode_image, downscale
 from robot_nodes.conversions import (MalformedMessageError, image_to_numpy, intrinsics_from_camera_info,
                                      numpy_to_image, pose_to_se3, stamp_ns)
 from robot_nodes.gsrmr_uplink import CAMERA_QOS, load_scene
-from robot_nodes.input_guard import InputGuard
+from robot_nodes.node_statistics import NodeStatisticsPublisher, ProcessingCounts, measured, publish_final_statistics
 from robot_nodes.parameters import declare_config
 from robot_nodes.runner import run_node
 from sim.validation import check_ranges
@@ -67,7 +67,7 @@ class MrServerConfig:
 @dataclass
 class ServerCounters:
     """What became of the frames: every upload is shown or rejected; every pose is rendered,
-    dropped, waiting or rejected."""
+    dropped, failed, waiting or rejected."""
 
     uploads: int = 0
     """Uploaded frames that arrived."""
@@ -79,6 +79,8 @@ class ServerCounters:
     """Poses rendered and shown."""
     dropped_renders: int = 0
     """Poses dropped because the renderer was behind."""
+    failed_renders: int = 0
+    """Poses whose render raised (logged); nothing was shown for them."""
     rejected: int = 0
     """Undecodable uploads, bad poses, poses before the stream's camera info (logged with the reason)."""
     scored: int = 0
@@ -99,9 +101,11 @@ class MrServerNode(Node):
         self.counters = ServerCounters()
         self.render_times_ms: list[float] = []
         """Wall milliseconds per render."""
-        self.inputs = InputGuard(self)
+        self.statistics = NodeStatisticsPublisher(self, self._processing_counts, self._lock)
+        self.inputs = self.statistics.inputs
         self._stream_camera: tuple[np.ndarray, int, int] | None = None
-        self._poses: collections.deque[PoseStamped] = collections.deque()
+        self._poses: collections.deque[tuple[PoseStamped, float]] = collections.deque()
+        """Poses waiting for the renderer, with their time.perf_counter() at arrival."""
         self._shown: collections.OrderedDict[int, tuple] = collections.OrderedDict()
         self._true: collections.OrderedDict[int, np.ndarray] = collections.OrderedDict()
 
@@ -120,21 +124,31 @@ class MrServerNode(Node):
         self.get_logger().info(f"scene of {len(scene)} Gaussians on {self.renderer.device}"
                                + (", scoring against the true frames" if self.config.evaluate else ""))
 
+    def _processing_counts(self) -> ProcessingCounts:
+        """Per shown frame: uploads and poses."""
+        counters = self.counters
+        return ProcessingCounts(counters.uploads + counters.poses, counters.shown_uploads + counters.rendered,
+                                counters.dropped_renders, counters.failed_renders)
+
     def on_camera_info(self, message: CameraInfo) -> None:
         with self._lock:
             self._stream_camera = intrinsics_from_camera_info(message)
 
     def on_upload(self, message: CompressedImage) -> None:
+        arrived = time.perf_counter()
         self.counters.uploads += 1
         try:
             rgb = decode_image(message.data)
         except StreamFrameError as error:
             self.counters.rejected += 1
             raise MalformedMessageError(f"CompressedImage: {error}") from None
-        self.counters.shown_uploads += 1
         self._show(message.header, rgb, rendered=False, render_time=0.0)
+        with self._lock:
+            self.counters.shown_uploads += 1
+            self.statistics.record(message.header.stamp, 1e3 * (time.perf_counter() - arrived))
 
     def on_pose(self, message: PoseStamped) -> None:
+        arrived = time.perf_counter()
         with self._lock:
             self.counters.poses += 1
             if self._stream_camera is None:
@@ -152,7 +166,7 @@ class MrServerNode(Node):
                 self.counters.dropped_renders += 1
                 self.get_logger().warning(f"renderer behind: dropped a pose ({self.counters.dropped_renders} so far)",
                                           throttle_duration_sec=LOG_PERIOD_S)
-            self._poses.append(message)
+            self._poses.append((message, arrived))
             self._lock.notify()
 
     def _render_loop(self) -> None:
@@ -161,20 +175,29 @@ class MrServerNode(Node):
                 self._lock.wait_for(lambda: self._stop or self._poses)
                 if self._stop:
                     return
-                message = self._poses.popleft()
-                intrinsics, width, height = self._stream_camera
-            started = time.perf_counter()
-            try:
-                rgb = self.renderer.render(pose_to_se3(message.pose), intrinsics, width, height).rgb
-            except Exception as error:  # a render failure must not end the worker
-                self.get_logger().error(f"render failed ({type(error).__name__}: {error})",
-                                        throttle_duration_sec=LOG_PERIOD_S)
-                continue
-            render_time = time.perf_counter() - started
+                message, arrived = self._poses.popleft()
+                camera = self._stream_camera
+            self._render_and_show(message, arrived, *camera)
+
+    @measured
+    def _render_and_show(self, message: PoseStamped, arrived: float, intrinsics: np.ndarray, width: int,
+                         height: int) -> None:
+        """Render the pose, show the frame (the renderer's worker thread)."""
+        started = time.perf_counter()
+        try:
+            rgb = self.renderer.render(pose_to_se3(message.pose), intrinsics, width, height).rgb
+        except Exception as error:  # a render failure must not end the worker
             with self._lock:
-                self.counters.rendered += 1
-                self.render_times_ms.append(1e3 * render_time)
-            self._show(message.header, rgb, rendered=True, render_time=render_time)
+                self.counters.failed_renders += 1
+            self.get_logger().error(f"render failed ({type(error).__name__}: {error})",
+                                    throttle_duration_sec=LOG_PERIOD_S)
+            return
+        render_time = time.perf_counter() - started
+        self._show(message.header, rgb, rendered=True, render_time=render_time)
+        with self._lock:
+            self.counters.rendered += 1
+            self.render_times_ms.append(1e3 * render_time)
+            self.statistics.record(message.header.stamp, 1e3 * (time.perf_counter() - arrived))
 
     def _show(self, header: Header, rgb: np.ndarray, rendered: bool, render_time: float) -> None:
         self.pub_stream.publish(numpy_to_image(rgb, "rgb8", header))
@@ -220,6 +243,7 @@ class MrServerNode(Node):
             self._lock.notify()
         if self._worker is not None and self._worker.is_alive() and threading.current_thread() is not self._worker:
             self._worker.join()
+        publish_final_statistics(self)
         super().destroy_node()
 
 

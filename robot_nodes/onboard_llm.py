@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import math
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Callable
 
+from builtin_interfaces.msg import Time
 from rclpy.action import ActionServer, CancelResponse, GoalResponse
 from rclpy.node import Node
 from rclpy.task import Future
@@ -34,7 +36,7 @@ from onboard_llm.loaders import default_model_path
 from onboard_llm.variants import VARIANTS, build_variants, cache_folder, load_manifest
 from perception.model_files import ModelFileError
 from robot_nodes.conversions import MalformedMessageError, msg_to_detected_objects, msg_to_predicted_objects
-from robot_nodes.input_guard import InputGuard
+from robot_nodes.node_statistics import NodeStatisticsPublisher, ProcessingCounts, measured, publish_final_statistics
 from robot_nodes.parameters import declare_config
 from robot_nodes.paths import resolve
 from robot_nodes.runner import StartupError, run_node
@@ -99,6 +101,10 @@ class _Job:
     cancelled: Callable[[], bool]
     done: Callable[[Answer | None, str], None]
     """Called by the worker with the answer, or None and the error."""
+    stamp: Time
+    """ROS time when the question came."""
+    arrived: float
+    """time.perf_counter() when the question came."""
 
 
 def planner_status_to_state(message: PlannerStatus) -> PlanState:
@@ -118,11 +124,22 @@ class OnboardLlmNode(Node):
         self._worker: threading.Thread | None = None
         self._action: ActionServer | None = None
         self.llm = self._start_engine()
-        self.inputs = InputGuard(self)
         self._state_lock = threading.Lock()
         self._detections = self._predictions = self._plan = None
+        self.questions = 0
+        """Questions that came (topic messages and Ask goals), well-formed or not."""
+        self.answered = 0
+        """Questions answered (a cancelled goal with what it had)."""
+        self.failed = 0
+        """Questions whose generation raised."""
+        self.rejected_goals = 0
+        """Ask goals rejected for their arguments (empty topic questions: the InputGuard's)."""
         self.refused = 0
         """Requests refused because the queue was full."""
+        # Per question; the worker counts under the statistics' lock, so answers and their samples agree.
+        self.statistics = NodeStatisticsPublisher(self, lambda: ProcessingCounts(
+            self.questions, self.answered, dropped=self.refused, failed=self.failed, rejected=self.rejected_goals))
+        self.inputs = self.statistics.inputs
         self.truncated_prompts = 0
         """Prompts cut to fit the context."""
 
@@ -188,7 +205,13 @@ class OnboardLlmNode(Node):
             summary = scene_summary(self._detections, self._predictions, self._plan, self.config.max_objects)
         return f"{self.config.system_prompt}\n{summary}"
 
+    def _arrived(self) -> tuple[Time, float]:
+        """A question came: counted; its ROS time and time.perf_counter()."""
+        self.questions += 1
+        return self.get_clock().now().to_msg(), time.perf_counter()
+
     def on_question(self, message: String) -> None:
+        arrival = self._arrived()
         question = message.data.strip()
         if not question:
             raise MalformedMessageError("empty question")
@@ -197,9 +220,10 @@ class OnboardLlmNode(Node):
             self.pub_answer.publish(String(data=answer.text if answer is not None else error))
 
         self._submit(_Job(question, LatencyTarget("total", self.config.default_latency_target), None,
-                          lambda: False, done), priority=0, refuse=done)
+                          lambda: False, done, *arrival), priority=0, refuse=done)
 
     async def execute_ask(self, goal_handle) -> Ask.Result:
+        arrival = self._arrived()
         request = goal_handle.request
         result = Ask.Result(energy_source=self.llm.meter.source)
         question = request.question.strip()
@@ -207,6 +231,7 @@ class OnboardLlmNode(Node):
                   f"latency_target must be a finite number >= 0, got {request.latency_target}"
                   if not (math.isfinite(request.latency_target) and request.latency_target >= 0) else "")
         if reason:
+            self.rejected_goals += 1
             self.get_logger().warning(f"rejected Ask goal: {reason}")
             result.answer = f"rejected: {reason}"
             goal_handle.abort()
@@ -223,7 +248,7 @@ class OnboardLlmNode(Node):
             goal_handle.publish_feedback(Ask.Feedback(partial_answer=text, generated_tokens=tokens))
 
         job = _Job(question, LatencyTarget("total", float(request.latency_target)), partial,
-                   lambda: goal_handle.is_cancel_requested, resolve)
+                   lambda: goal_handle.is_cancel_requested, resolve, *arrival)
         self._submit(job, priority=int(request.priority), refuse=resolve)
         answer, error = await finished
         if answer is None:
@@ -254,26 +279,36 @@ class OnboardLlmNode(Node):
 
     def _serve(self) -> None:
         while (job := self._queue.take()) is not None:
-            messages = [{"role": "system", "content": self.system_prompt()}, {"role": "user", "content": job.question}]
-            try:
-                answer = self.llm.answer(messages, job.target, self.config.max_new_tokens, job.on_partial, job.cancelled)
-            except Exception as error:  # a failed generation must not end the worker
-                self.get_logger().error(f"generation failed ({type(error).__name__}: {error})")
-                job.done(None, f"failed: {type(error).__name__}: {error}")
-                continue
-            if answer.dropped_prompt_tokens:
-                self.truncated_prompts += 1
-                self.get_logger().warning(
-                    f"prompt of {answer.stats.prompt_tokens + answer.dropped_prompt_tokens} tokens exceeds the context "
-                    f"({self.config.context_tokens} with {self.config.max_new_tokens} for the answer): "
-                    f"cut {answer.dropped_prompt_tokens} tokens from its middle")
-            stats = answer.stats
-            self.get_logger().info(
-                f"answered with {answer.decision.variant}×{answer.decision.threads} ({answer.decision.reason}): "
-                f"TTFT {stats.time_to_first_token * 1e3:.0f} ms, TPOT {stats.time_per_output_token * 1e3:.1f} ms, "
-                f"{stats.generated_tokens} tokens in {stats.total_time:.2f} s, {answer.joules:.2f} J ({answer.energy_source})"
-                + (", cancelled" if stats.cancelled else ""))
-            job.done(answer, "")
+            self._answer(job)
+
+    @measured
+    def _answer(self, job: _Job) -> None:
+        """Generate the job's answer and hand it over."""
+        messages = [{"role": "system", "content": self.system_prompt()}, {"role": "user", "content": job.question}]
+        try:
+            answer = self.llm.answer(messages, job.target, self.config.max_new_tokens, job.on_partial, job.cancelled)
+        except Exception as error:  # a failed generation must not end the worker
+            self.get_logger().error(f"generation failed ({type(error).__name__}: {error})")
+            job.done(None, f"failed: {type(error).__name__}: {error}")
+            with self.statistics.lock:
+                self.failed += 1
+            return
+        if answer.dropped_prompt_tokens:
+            self.truncated_prompts += 1
+            self.get_logger().warning(
+                f"prompt of {answer.stats.prompt_tokens + answer.dropped_prompt_tokens} tokens exceeds the context "
+                f"({self.config.context_tokens} with {self.config.max_new_tokens} for the answer): "
+                f"cut {answer.dropped_prompt_tokens} tokens from its middle")
+        stats = answer.stats
+        self.get_logger().info(
+            f"answered with {answer.decision.variant}×{answer.decision.threads} ({answer.decision.reason}): "
+            f"TTFT {stats.time_to_first_token * 1e3:.0f} ms, TPOT {stats.time_per_output_token * 1e3:.1f} ms, "
+            f"{stats.generated_tokens} tokens in {stats.total_time:.2f} s, {answer.joules:.2f} J ({answer.energy_source})"
+            + (", cancelled" if stats.cancelled else ""))
+        job.done(answer, "")
+        with self.statistics.lock:
+            self.answered += 1
+            self.statistics.record(job.stamp, 1e3 * (time.perf_counter() - job.arrived))
 
     def destroy_node(self) -> None:
         self._queue.close()
@@ -281,6 +316,7 @@ class OnboardLlmNode(Node):
             self._worker.join()
         if self._action is not None:
             self._action.destroy()
+        publish_final_statistics(self)
         super().destroy_node()
 
 
