@@ -339,7 +339,7 @@ def simulate_and_record(bag: Path, duration: float, scenario: str | None, seed: 
     recorded = topics.SIMULATED_SENSOR_TOPICS + ([topics.DETECTED_OBJECTS] if detector else []) + (
         [topics.TRACKED_OBJECTS, topics.PREDICTED_OBJECTS] if predictor else []) + (
         [topics.PLANNED_PATH, topics.CROA_PLANNER_STATUS] if croa else []) + (
-        list(graph.MIXED_REALITY_OUTPUTS) if mixed_reality_scene else [])
+        list(graph.MIXED_REALITY_OUTPUTS) if mixed_reality_scene else []) + [topics.NODE_STATISTICS]
     specs.append(graph.bag_recorder(str(bag), recorded, use_sim_time=True))
     bringup = Bringup(specs)
     questioner = None
