@@ -212,22 +212,24 @@ class MrServerNode(Node):
         if message.encoding not in ("rgb8", "bgr8"):
             raise MalformedMessageError(f"Image: encoding '{message.encoding}' is not a colour image (rgb8, bgr8)")
         with self._lock:
-            if self._stream_camera is None:
-                return  # nothing was streamed yet, so nothing to score
-            _, width, height = self._stream_camera
-        if rgb.shape[1] % width or rgb.shape[1] // width * height != rgb.shape[0]:
+            camera = self._stream_camera
+        if camera is not None and not _whole_multiple(rgb, *camera[1:]):
             raise MalformedMessageError(f"true image {rgb.shape[1]}x{rgb.shape[0]} is not a whole multiple of the "
-                                        f"stream's {width}x{height}")
-        truth = downscale(rgb[..., ::-1] if message.encoding == "bgr8" else rgb, rgb.shape[1] // width)
+                                        f"stream's {camera[1]}x{camera[2]}")
+        # Kept at full size: the first frame can come before the stream's camera info (its size).
         with self._lock:
-            self._true[stamp_ns(message.header.stamp)] = truth
+            self._true[stamp_ns(message.header.stamp)] = rgb[..., ::-1] if message.encoding == "bgr8" else rgb
             self._score_matches()
 
     def _score_matches(self) -> None:
         """Score every shown frame whose true frame is here; forget the oldest beyond frames_kept (lock held)."""
         for key in [key for key in self._shown if key in self._true]:
             stamp, rgb, rendered, render_time = self._shown.pop(key)
-            truth = self._true.pop(key)
+            full = self._true.pop(key)
+            if not _whole_multiple(full, rgb.shape[1], rgb.shape[0]):
+                self.counters.unmatched += 1
+                continue
+            truth = downscale(full, full.shape[1] // rgb.shape[1])
             self.pub_quality.publish(StreamQuality(
                 header=Header(stamp=stamp), rendered=rendered, psnr=psnr(rgb, truth),
                 ssim=ssim(rgb, truth), render_time=render_time))
@@ -245,6 +247,11 @@ class MrServerNode(Node):
             self._worker.join()
         publish_final_statistics(self)
         super().destroy_node()
+
+
+def _whole_multiple(image: np.ndarray, width: int, height: int) -> bool:
+    """Whether `image` is the stream's width x height scaled up by a whole factor."""
+    return image.shape[1] % width == 0 and image.shape[1] // width * height == image.shape[0]
 
 
 def main(args: list[str] | None = None) -> int:

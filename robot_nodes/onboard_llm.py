@@ -5,6 +5,8 @@
   TPOT, total time, token counts, the variant that answered, its energy and where that figure came
   from. A goal can be cancelled mid-generation: it ends at the next token with what it has.
 - Topics `~/input/question` → `~/output/answer` (std_msgs/String), with `default_latency_target`.
+- `~/output/answer_records` (edge_robot_msgs/LlmAnswerRecord): every question, asked either way,
+  with its answer (or why there is none), timings, variant and energy, for recording and evaluation.
 - Grounding: the latest `~/input/detected_objects` (DetectedObjects), `~/input/predicted_objects`
   (PredictedObjects) and `~/input/planner_status` (PlannerStatus), summarised into the system prompt.
 
@@ -25,10 +27,10 @@ from builtin_interfaces.msg import Time
 from rclpy.action import ActionServer, CancelResponse, GoalResponse
 from rclpy.node import Node
 from rclpy.task import Future
-from std_msgs.msg import String
+from std_msgs.msg import Header, String
 
 from edge_robot_msgs.action import Ask
-from edge_robot_msgs.msg import DetectedObjects, PlannerStatus, PredictedObjects
+from edge_robot_msgs.msg import DetectedObjects, LlmAnswerRecord, PlannerStatus, PredictedObjects
 from onboard_llm.control import LatencyTarget, QueueFullError, RequestQueue
 from onboard_llm.engine import Answer, OnboardLlm
 from onboard_llm.grounding import PlanState, scene_summary
@@ -144,6 +146,7 @@ class OnboardLlmNode(Node):
         """Prompts cut to fit the context."""
 
         self.pub_answer = self.create_publisher(String, "~/output/answer", 10)
+        self.pub_answer_record = self.create_publisher(LlmAnswerRecord, "~/output/answer_records", 10)
         self.create_subscription(String, "~/input/question", self.inputs.wrap("~/input/question", self.on_question), 10)
         self.create_subscription(DetectedObjects, "~/input/detected_objects",
                                  self.inputs.wrap("~/input/detected_objects", self.on_detections), 10)
@@ -274,6 +277,22 @@ class OnboardLlmNode(Node):
             self.refused += 1
             self.get_logger().warning(f"{error} ({self.refused} refused so far)", throttle_duration_sec=LOG_PERIOD_S)
             refuse(None, f"refused: {error}")
+            self._record(job, None, f"refused: {error}")
+
+    def _record(self, job: _Job, answer: Answer | None, error: str) -> None:
+        """Publish the answer (or why there is none) on ~/output/answer_records, for the evaluation."""
+        record = LlmAnswerRecord(header=Header(stamp=job.stamp), question=job.question,
+                                 latency_target=job.target.seconds, succeeded=answer is not None,
+                                 answer=answer.text if answer is not None else error,
+                                 energy_source=self.llm.meter.source)
+        if answer is not None:
+            stats = answer.stats
+            record.time_to_first_token, record.time_per_output_token = (stats.time_to_first_token,
+                                                                        stats.time_per_output_token)
+            record.total_time, record.prompt_tokens, record.generated_tokens = (stats.total_time, stats.prompt_tokens,
+                                                                                stats.generated_tokens)
+            record.variant, record.energy = answer.decision.variant, answer.joules
+        self.pub_answer_record.publish(record)
 
     # --- worker thread: generation --------------------------------------------------------------
 
@@ -290,6 +309,7 @@ class OnboardLlmNode(Node):
         except Exception as error:  # a failed generation must not end the worker
             self.get_logger().error(f"generation failed ({type(error).__name__}: {error})")
             job.done(None, f"failed: {type(error).__name__}: {error}")
+            self._record(job, None, f"failed: {type(error).__name__}: {error}")
             with self.statistics.lock:
                 self.failed += 1
             return
@@ -306,6 +326,7 @@ class OnboardLlmNode(Node):
             f"{stats.generated_tokens} tokens in {stats.total_time:.2f} s, {answer.joules:.2f} J ({answer.energy_source})"
             + (", cancelled" if stats.cancelled else ""))
         job.done(answer, "")
+        self._record(job, answer, "")
         with self.statistics.lock:
             self.answered += 1
             self.statistics.record(job.stamp, 1e3 * (time.perf_counter() - job.arrived))
