@@ -31,6 +31,7 @@ COMMANDS = {
     "build-llm-variants": "onboard_llm.variants:main",
     "build-gaussian-scene": "training.gaussian_scene:main",
     "evaluate-gsrmr": "evaluation.gsrmr_report:main",
+    "evaluate": "robot_nodes.evaluate:main",
     "compare-reports": "evaluation.compare_reports:main",
 }
 

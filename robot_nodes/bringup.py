@@ -30,6 +30,10 @@ at 4x per node, and the simulated world with its recorder made 10 simulated s in
 12 s per node; hence the default."""
 
 
+RECORDER_GRACE_S = 0.3
+"""Wall seconds a bag recorder goes on after the other nodes stopped, for their last messages."""
+
+
 class Bringup:
     """Nodes from specs, composed in one process with their own rclpy context."""
 
@@ -94,11 +98,22 @@ class Bringup:
             pass
 
     def shutdown(self) -> None:
+        """Stop and destroy every node; a bag recorder (with an executor of its own) last, so it
+        records what the others publish while they stop (their final statistics)."""
+        recorders = [] if self._shared_executor else [
+            (node, executor) for node, executor in zip(self.nodes, self.executors) if node.get_name() == "bag_recorder"]
         # Stop the executors first so no callback runs on a node being destroyed.
         for executor in self.executors:
-            executor.shutdown()
+            if all(executor is not recorder_executor for _, recorder_executor in recorders):
+                executor.shutdown()
         for node in self.nodes:
-            node.destroy_node()
+            if all(node is not recorder for recorder, _ in recorders):
+                node.destroy_node()
+        if recorders:
+            time.sleep(RECORDER_GRACE_S)
+        for recorder, executor in recorders:
+            executor.shutdown()
+            recorder.destroy_node()
         rclpy.try_shutdown(context=self.context)
 
 
@@ -150,12 +165,12 @@ def mixed_reality_scene(options: argparse.Namespace) -> str | None:
                else simulation_scene(options.scenario, options.seed, options.duration))
 
 
-def add_llm_arguments(parser: argparse.ArgumentParser) -> None:
-    """--llm, --llm-model, --llm-cache (bringup and the main job)."""
-    parser.add_argument("--llm", action="store_true",
-                        help="also run the on-device language model (onboard_llm). Off by default: it loads 6 "
-                             "onnxruntime sessions at start-up (about 14 s on 2 busy cores) and, the first time, "
-                             "builds its variants (3-4 minutes, 1.5 GB in out/llm)")
+def add_llm_arguments(parser: argparse.ArgumentParser, default: bool = False) -> None:
+    """--llm / --no-llm (on by `default`), --llm-model, --llm-cache (bringup and the main job)."""
+    parser.add_argument("--llm", action=argparse.BooleanOptionalAction, default=default,
+                        help=f"run the on-device language model (onboard_llm; default {'on' if default else 'off'}). "
+                             "It loads its onnxruntime sessions at start-up (about 14 s on 2 busy cores) and, the "
+                             "first time, builds its variants (3-4 minutes, 1.5 GB in out/llm)")
     parser.add_argument("--llm-model", metavar="PATH", type=Path,
                         help="Llama checkpoint for --llm (default: config/onboard_llm.param.yaml's, SmolLM2-135M-Instruct)")
     parser.add_argument("--llm-cache", metavar="DIR", type=Path,
@@ -198,14 +213,7 @@ def main(argv: list[str] | None = None) -> int:
                                    llm_model=str(options.llm_model.resolve()) if options.llm_model else None,
                                    llm_cache=str(options.llm_cache.resolve()) if options.llm_cache else None)
     if options.record:
-        perception = [spec.name for spec in specs]
-        recorded = topics.SIMULATED_SENSOR_TOPICS + (
-            [topics.DETECTED_OBJECTS] if "lidar_detector" in perception else []) + (
-            [topics.TRACKED_OBJECTS, topics.PREDICTED_OBJECTS] if "trajectory_predictor" in perception else []) + (
-            [topics.PLANNED_PATH, topics.CROA_PLANNER_STATUS] if "croa_planner" in perception else []) + (
-            list(graph.MIXED_REALITY_OUTPUTS) if scene else []) + (
-            [topics.LLM_QUESTION, topics.LLM_ANSWER] if options.llm else [])
-        specs.append(graph.bag_recorder(options.record, recorded, use_sim_time=True))
+        specs.append(graph.bag_recorder(options.record, graph.recorded_topics(specs), use_sim_time=True))
     try:
         bringup = Bringup(specs, executor=options.executor)
     except (ParameterError, StartupError) as error:

@@ -179,6 +179,7 @@ def onboard_llm(model_path: str | None = None, cache_dir: str | None = None, use
     return NodeSpec(
         name="onboard_llm", executable="onboard_llm", node_class="robot_nodes.onboard_llm:OnboardLlmNode",
         remappings=(("~/input/question", topics.LLM_QUESTION), ("~/output/answer", topics.LLM_ANSWER),
+                    ("~/output/answer_records", topics.LLM_ANSWER_RECORDS),
                     ("~/input/detected_objects", topics.DETECTED_OBJECTS),
                     ("~/input/predicted_objects", topics.PREDICTED_OBJECTS),
                     ("~/input/planner_status", topics.CROA_PLANNER_STATUS)),
@@ -197,6 +198,19 @@ PLANNER_OUTPUTS = (topics.PLANNED_PATH, topics.CROA_PLANNER_MARKERS, topics.CROA
 PERCEPTION_OUTPUTS = (topics.DETECTED_OBJECTS, topics.LIDAR_DETECTOR_MARKERS, topics.TRACKED_OBJECTS,
                       topics.PREDICTED_OBJECTS, topics.TRAJECTORY_PREDICTOR_MARKERS)
 """Topics the detector and the predictor publish on the contract (a replay that runs them leaves them out)."""
+
+
+def recorded_topics(specs: list[NodeSpec]) -> list[str]:
+    """What a run of these nodes records: the simulated world's topics, every node's statistics and
+    the outputs of the nodes among `specs` (not markers, not the remote stream: derived, and large)."""
+    running = {spec.name for spec in specs}
+    outputs = {"lidar_detector": [topics.DETECTED_OBJECTS],
+               "trajectory_predictor": [topics.TRACKED_OBJECTS, topics.PREDICTED_OBJECTS],
+               "croa_planner": [topics.PLANNED_PATH, topics.CROA_PLANNER_STATUS],
+               "gsrmr_uplink": list(MIXED_REALITY_OUTPUTS),
+               "onboard_llm": [topics.LLM_QUESTION, topics.LLM_ANSWER, topics.LLM_ANSWER_RECORDS]}
+    return topics.SIMULATED_SENSOR_TOPICS + [topics.NODE_STATISTICS] + [
+        topic for name, published in outputs.items() if name in running for topic in published]
 
 
 def perception_nodes(detector_model: str | None = None, predictor: bool = True,

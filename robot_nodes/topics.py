@@ -26,6 +26,7 @@ MR_STREAM = "/mixed_reality/stream"
 MR_STREAM_QUALITY = "/mixed_reality/stream/quality"
 LLM_QUESTION = "/onboard_llm/question"
 LLM_ANSWER = "/onboard_llm/answer"
+LLM_ANSWER_RECORDS = "/onboard_llm/answer_records"
 LLM_ASK_ACTION = "/onboard_llm/ask"
 """The onboard_llm node's Ask action (edge_robot_msgs/action/Ask): an action, not a topic, so not in CONTRACT."""
 NODE_STATISTICS = "/node_statistics"
@@ -58,6 +59,7 @@ CONTRACT = {
     MR_STREAM_QUALITY: "edge_robot_msgs/msg/StreamQuality",
     LLM_QUESTION: "std_msgs/msg/String",
     LLM_ANSWER: "std_msgs/msg/String",
+    LLM_ANSWER_RECORDS: "edge_robot_msgs/msg/LlmAnswerRecord",
     NODE_STATISTICS: "edge_robot_msgs/msg/NodeStatistics",
 }
 """Topic → message type of every topic in the contract (markers: one topic per node, under .../markers)."""

@@ -180,6 +180,10 @@ def test_record_sim_writes_the_contract_deterministically(tmp_path):
     assert recorded_images == [rendered[5], rendered[10]]
 
 
+def run_report(tmp_path) -> str:
+    return next(tmp_path.glob("runs/*/report.md")).read_text()
+
+
 def test_main_job_records_replays_and_loses_nothing(tmp_path, capsys):
     torch.manual_seed(0)
     model = tmp_path / "untrained.pt"  # the plumbing, not the trained weights
@@ -187,22 +191,25 @@ def test_main_job_records_replays_and_loses_nothing(tmp_path, capsys):
     scene = tmp_path / "scene.ply"  # the first 60 m of the default world: what a 1 s drive sees nearby
     build_scene(REPO / "config" / "scenarios" / "urban_default.yaml", 0, s_range=(20.0, 80.0),
                 progress=False).save_ply(scene)
-    exit_code = main_job.main(["--duration", "1.0", "--real-time-factor", "0", "--replay-rate", "2",
+    exit_code = main_job.main(["--duration", "1.0", "--replay-rate", "2", "--planner", "lane_keeping", "--no-llm",
                                "--output", str(tmp_path / "runs"), "--detector-model", str(model),
                                "--mixed-reality-scene", str(scene)])
-    summary = next(tmp_path.glob("runs/*/summary.md")).read_text()
-    assert exit_code == 0, summary
-    assert "messages lost in replay: 0" in summary, summary
-    assert "| NO |" not in summary, summary
-    published, recorded = map(int, re.search(r"\| `/sensing/lidar/points` \| (\d+) \| (\d+) \|", summary).groups())
+    report = run_report(tmp_path)
+    assert exit_code == 0, report
+    assert next(tmp_path.glob("runs/*/report.html")).read_text().count("data:image/png;base64") >= 3
+    assert "messages lost in replay: 0" in report and "**NO**" not in report, report
+    assert "mode: lockstep" in report and "the world never went on without the stack" in report, report
+    published, recorded = map(int, re.search(r"\| `/sensing/lidar/points` \| (\d+) \| (\d+) \|", report).groups())
     assert published == recorded >= 10  # the world waited for the recorder: every scan is in the bag
-    assert re.search(r"\| `/perception/objects` \| \d+ \| [1-9]\d* \|", summary), summary
-    assert "## Lidar detection" in summary and "processing time" in summary, summary
-    assert "| class | GT | detections | AP BEV | AP 3D |" in summary and "| truck_bus |" in summary, summary
-    assert "## Mixed-reality uplink (GSRMR)" in summary and "always uploading:" in summary, summary
-    decided, recorded = map(int, re.search(r"\| `/mixed_reality/uplink/decision` \| (\d+) \| (\d+) \|", summary).groups())
-    assert decided >= recorded >= 1, summary  # a decision may go out while the recorder shuts down
-    assert re.search(r"the remote stream against the true frames \([1-9]\d* scored\): PSNR \d", summary), summary
+    assert re.search(r"\| `/perception/objects` \| – \| [1-9]\d* \|", report), report
+    # In lockstep every scan and frame is processed: nothing dropped, by any node.
+    for node in ("lidar_detector", "trajectory_predictor", "gsrmr_uplink", "mr_server", "lane_keeping_controller"):
+        assert re.search(rf"\| `{node}` \| [1-9]\d* \| [1-9]\d* \| 0 \(0\.0%\) \|", report), (node, report)
+    assert "## Lidar detection" in report and "| class | GT | detections | AP BEV | AP 3D |" in report, report
+    assert "## Tracking" in report and "| vehicle |" in report, report
+    assert "## Mixed-reality uplink (GSRMR)" in report and "always uploading" in report, report
+    assert re.search(r"the remote stream against the true frames \([1-9]\d* scored\): PSNR \d", report), report
+    assert "## Driving" in report and "collisions with road users: 0" in report, report
 
 
 @pytest.mark.slow
@@ -210,35 +217,32 @@ def test_main_job_driven_by_the_croa_planner_reports_its_cycles_and_the_driving(
     torch.manual_seed(0)
     model = tmp_path / "untrained.pt"
     save_checkpoint(model, CenterPointNet(DetectorConfig()))
-    exit_code = main_job.main(["--duration", "2.0", "--real-time-factor", "0", "--replay-rate", "2",
-                               "--output", str(tmp_path / "runs"), "--detector-model", str(model),
-                               "--planner", "croa", "--no-mixed-reality"])
-    summary = next(tmp_path.glob("runs/*/summary.md")).read_text()
-    assert exit_code == 0, summary
-    assert "driven by: the CROA planner" in summary and "## CROA planning" in summary, summary
-    assert re.search(r"\| `/planning/croa_planner/status` \| \d+ \| [1-9]\d* \|", summary), summary
-    assert "cmd_vel commands" in summary and "## Driving" in summary and "collisions with road users" in summary
+    exit_code = main_job.main(["--duration", "2.0", "--replay-rate", "2", "--output", str(tmp_path / "runs"),
+                               "--detector-model", str(model), "--no-mixed-reality", "--no-llm"])
+    report = run_report(tmp_path)
+    assert exit_code == 0, report
+    assert "## CROA planning" in report and "planning cycles" in report, report
+    assert re.search(r"\| `/planning/croa_planner/status` \| – \| [1-9]\d* \|", report), report
+    assert "collisions with road users" in report, report
 
 
 def test_main_job_asks_the_language_model_about_the_scene_and_reports_answers_latency_and_energy(tmp_path):
     cache = tmp_path / "llm"
     build_variants(TINY_LLM, cache_folder(TINY_LLM, cache), window=64, evaluation_windows=2, calibration_windows=2,
                    threads=1, log=lambda line: None)
-    exit_code = main_job.main(["--duration", "1.0", "--real-time-factor", "0", "--replay-rate", "2",
+    exit_code = main_job.main(["--duration", "1.0", "--replay-rate", "2", "--planner", "lane_keeping",
                                "--output", str(tmp_path / "runs"), "--no-detector", "--no-mixed-reality",
-                               "--llm", "--llm-model", str(TINY_LLM), "--llm-cache", str(cache)])
-    summary = next(tmp_path.glob("runs/*/summary.md")).read_text()
-    assert exit_code == 0, summary
-    published, recorded = map(int, re.search(r"\| `/sensing/lidar/points` \| (\d+) \| (\d+) \|", summary).groups())
+                               "--llm-model", str(TINY_LLM), "--llm-cache", str(cache)])
+    report = run_report(tmp_path)
+    assert exit_code == 0, report
+    published, recorded = map(int, re.search(r"\| `/sensing/lidar/points` \| (\d+) \| (\d+) \|", report).groups())
     assert published == recorded  # the model's start-up did not eat into the world's wait for the recorder
-    assert "## On-device language model" in summary and "0 refused" in summary, summary
-    section = summary.split("## On-device language model")[1]
-    for question in main_job.SCENE_QUESTIONS:
-        assert f"{question.text}" in section, section
-    answers = re.findall(r"  - A: (.+)\n  - (\w+): TTFT (\d+) ms, TPOT ([\d.]+) ms, total ([\d.]+) s .+; energy "
-                         r"([\d.]+) J \((.+)\)", section)
-    assert len(answers) == len(main_job.SCENE_QUESTIONS), section
-    for text, variant, _, tpot, total, joules, source in answers:
+    section = report.split("## On-device language model")[1].split("\n## ")[0]
+    assert f"{len(main_job.SCENE_QUESTIONS)} questions, {len(main_job.SCENE_QUESTIONS)} answered" in section, section
+    rows = re.findall(r"^\| (.+?) \| (.+?) \| (\w+) \| (\d+) \| ([\d.]+) \| ([\d.]+) \| ([\d.]+) \((.+?)\) \| (.+) \|$",
+                      section, re.MULTILINE)
+    assert [row[0] for row in rows] == [question.text for question in main_job.SCENE_QUESTIONS], section
+    for _, _, variant, _, tpot, total, joules, source, text in rows:
         assert text.strip() and variant in OnboardLlmConfig().variants
         assert float(tpot) > 0 and float(total) > 0 and float(joules) > 0 and source in (RAPL_SOURCE, MODEL_SOURCE)
 
@@ -246,6 +250,6 @@ def test_main_job_asks_the_language_model_about_the_scene_and_reports_answers_la
 def test_main_job_without_a_model_says_which_file_and_what_to_do(tmp_path, capsys):
     missing = tmp_path / "missing.pt"
     assert main_job.main(["--duration", "1.0", "--output", str(tmp_path), "--detector-model", str(missing),
-                          "--no-mixed-reality"]) == 2
+                          "--no-mixed-reality", "--no-llm"]) == 2
     error = capsys.readouterr().err
     assert str(missing) in error and "--no-detector" in error

@@ -1,4 +1,4 @@
-"""kitti-to-bag: the repository's KITTI scans as a bag, read back and scored the way edge-demo
+"""kitti-to-bag: the repository's KITTI scans as a bag, read back and scored the way `evaluate`
 scores a run (poses from /odom, the lidar mount from /tf_static, ground truth in map)."""
 import json
 import math
@@ -19,7 +19,7 @@ from robot_nodes import topics
 from robot_nodes.bags import BagReader
 from robot_nodes.conversions import msg_to_ground_truth_objects, pointcloud2_to_xyzi, stamp_ns
 from robot_nodes.kitti_bag import KITTI_VELODYNE_HEIGHT, OBJECT_IDS_PER_FRAME, frame_stamp_ns, main
-from robot_nodes.main_job import SUMMARY_TOPICS, ReplayTally
+from robot_nodes.bag_contents import BagContents
 
 REPO = Path(__file__).resolve().parents[2]
 KITTI = REPO / "data" / "kitti"
@@ -105,14 +105,6 @@ def test_the_ground_truth_is_the_kitti_labels_raised_by_the_mount(messages, labe
     assert len(seen_ids) == sum(obj.box is not None for frame in labelled for obj in frame.objects) == 12
 
 
-def replay_tally(messages) -> ReplayTally:
-    """What edge-demo's replay monitor would hold after playing the bag."""
-    tally = ReplayTally()
-    for topic in SUMMARY_TOPICS:
-        tally.raw_for_summary[topic] = [raw for _, _, raw in messages.get(topic, [])]
-    return tally
-
-
 def labels_as_detections(messages, labelled) -> list[tuple[int, list[DetectedObject]]]:
     """evaluation.kitti's velodyne-frame boxes as perfect detections on each cloud; none on unlabelled scans."""
     by_frame = {frame.frame_id: frame for frame in labelled}
@@ -125,14 +117,14 @@ def labels_as_detections(messages, labelled) -> list[tuple[int, list[DetectedObj
     return detections
 
 
-def test_scoring_the_labels_as_detections_gives_full_average_precision(messages, labelled):
-    tally = replay_tally(messages)
-    mount = tally.static_transform("base_link", "lidar")
+def test_scoring_the_labels_as_detections_gives_full_average_precision(bag, messages, labelled):
+    contents = BagContents.read(bag)
+    mount = contents.static_transform("base_link", "lidar")
     np.testing.assert_allclose(mount, np.array([[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, KITTI_VELODYNE_HEIGHT],
                                                 [0, 0, 0, 1]]), atol=1e-12)
-    poses = tally.stamped_poses()
+    poses = contents.poses
     assert {pose[1:] for pose in poses} == {(0.0, 0.0, 0.0)}
-    result = score_detection_run(labels_as_detections(messages, labelled), tally.stamped_ground_truth(), poses, mount,
+    result = score_detection_run(labels_as_detections(messages, labelled), contents.ground_truth, poses, mount,
                                  POINT_RANGE)
     assert (result.frames_scored, result.frames_without_truth, result.frames_without_pose) == \
         (len(LABELLED_FRAMES), len(UNLABELLED), 0)
@@ -147,7 +139,7 @@ def test_scoring_the_labels_as_detections_gives_full_average_precision(messages,
         assert result.bev.get(name).average_precision == 1.0
         assert result.three_d.get(name).average_precision == 1.0
     # Without the mount the boxes would float 1.73 m above the points: no 3D overlap at all.
-    floating = score_detection_run(labels_as_detections(messages, labelled), tally.stamped_ground_truth(), poses,
+    floating = score_detection_run(labels_as_detections(messages, labelled), contents.ground_truth, poses,
                                    np.eye(4), POINT_RANGE)
     assert floating.three_d.mean_average_precision() == 0.0
 
@@ -228,7 +220,7 @@ def one_torch_thread():
 
 
 @pytest.mark.slow
-def test_the_detector_on_the_bag_scores_as_evaluate_detector_does(messages, labelled, one_torch_thread):
+def test_the_detector_on_the_bag_scores_as_evaluate_detector_does(bag, messages, labelled, one_torch_thread):
     """The real detector on the bag's clouds: the same detections as on the .bin files, the same
     labels found as in models/lidar_detector.metrics.json, and the run's AP scored from the bag."""
     # As evaluate-detector runs it: decoded down to the AP threshold, then cut at the published one.
@@ -251,8 +243,8 @@ def test_the_detector_on_the_bag_scores_as_evaluate_detector_does(messages, labe
         for row, reported_row in zip(rows, reported):
             if reported_row["best_bev_iou"] is not None:
                 assert row.best_bev_iou == pytest.approx(reported_row["best_bev_iou"], abs=0.02)
-    tally = replay_tally(messages)
-    result = score_detection_run(detections, tally.stamped_ground_truth(), tally.stamped_poses(),
-                                 tally.static_transform("base_link", "lidar"), POINT_RANGE)
+    contents = BagContents.read(bag)
+    result = score_detection_run(detections, contents.ground_truth, contents.poses,
+                                 contents.static_transform("base_link", "lidar"), POINT_RANGE)
     assert result.frames_scored == len(LABELLED_FRAMES)
     print("\nAP (%) of the detector on the KITTI bag's labelled scans:\n" + result.to_markdown())
