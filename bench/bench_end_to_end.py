@@ -22,8 +22,8 @@ Sensor-to-command latency of a lidar scan stamped t:
   latency = wall arrival of the first /cmd_vel received after that status arrived, minus w0.
 A scan without such a status is "not planned on" (a drop along the chain: the detector dropped it,
 or newer predictions replaced its own before a planning cycle took them). Per stage, for the scans
-that reached the stage's end: cloud → detections (arrival of /perception/objects stamped t),
-→ predictions (/prediction/objects stamped t), → plan status, → /cmd_vel; the detector's own
+that reached the stage's end: cloud → objects (arrival of /perception/objects stamped t),
+→ predictions (/prediction/objects stamped t), → plan (that status), → /cmd_vel; the detector's own
 processing time (its NodeStatistics) is in the node table.
 
 Dropped frames per node: each node's last NodeStatistics message (dropped / received; for the
@@ -83,10 +83,10 @@ END_TO_END_HEADING = "## End to end (real time, 10 Hz lidar and camera)"
 DOCS = REPO_ROOT / "docs" / "benchmarks.md"
 IMAGE = REPO_ROOT / "docs" / "images" / "bench_end_to_end.png"
 
-STAGES = (("cloud → detections", "lidar_detector"),
-          ("detections → predictions", "trajectory_predictor"),
-          ("predictions → plan status", "croa_planner (waiting for its cycle, then planning)"),
-          ("plan status → /cmd_vel", "croa_planner (its command timer)"))
+STAGES = (("cloud → objects", "lidar_detector"),
+          ("objects → predictions", "trajectory_predictor"),
+          ("predictions → plan", "croa_planner (waiting for its cycle, then planning)"),
+          ("plan → /cmd_vel", "croa_planner (its command timer)"))
 """The chain's stages in order, each with the node whose work (or wait) it is."""
 
 
@@ -357,6 +357,18 @@ def report(result: RunResult, duration: float, command: str, waited_s: float) ->
         f"- {duration:g} simulated s; the world's achieved real-time factor {rtf:.2f} "
         f"({result.simulated_s:.1f} simulated s in {result.wall_s:.1f} wall s from its first step). Language model "
         + ("on (the main job's questions asked)." if any(n.name == "onboard_llm" for n in nodes) else "off."),
+        "",
+        "The whole stack in one process (`Bringup`, an executor thread per node), as the main job runs it: sim_world "
+        "(urban_default, lidar and camera at 10 Hz, real-time factor 1, free-running), lidar detector, tracker and "
+        "predictor, CROA planner driving, GSRMR uplink and mr_server on the scenario's cached Gaussian scene, and a "
+        "measuring node. Sensor-to-command latency of a lidar scan stamped t: from its arrival in the measuring "
+        "node's subscriber (wall time) to the arrival there of the first /cmd_vel after the first planner status "
+        "whose stamp minus prediction_age is t (within 1 ms), i.e. the first plan made on that scan's predictions. "
+        "Scans without such a status are \"not planned on\". Stages: between the arrivals of the scan, "
+        "/perception/objects and /prediction/objects stamped t, that status and that /cmd_vel; each over the scans "
+        "that reached its end. Scans published before the stack was up (the world starts stepping when its driver "
+        "does not answer within its 10 s start-up wait, while the mixed-reality scene is still loading) reach no "
+        "node and are not counted.",
         "",
         markdown_table(["stage", "node", "scans", "median (ms)", "p99 (ms)", "share of the stages' p99"],
                        stage_rows, right_aligned=(2, 3, 4, 5)),
