@@ -58,6 +58,10 @@ class BagPlayerConfig:
     """Before the first message, wait up to this long for every played topic to have a subscriber,
     so that subscribers created along with the player miss nothing; 0 starts at once. When the
     time runs out playback starts anyway, with a warning naming the topics nobody subscribes to."""
+    wait_for_nodes: list[str] = field(default_factory=list)
+    """Nodes that must subscribe to every played topic before the first message (within
+    wait_for_subscribers_s), e.g. a recorder of the whole replay beside nodes that subscribe to
+    some of its topics sooner."""
 
     def __post_init__(self) -> None:
         if not self.bag:
@@ -159,9 +163,12 @@ class BagPlayerNode(Node):
 
     def _wait_for_subscribers(self) -> None:
         deadline = time.monotonic() + self.config.wait_for_subscribers_s
+        def waiting(name: str, publisher) -> bool:
+            return publisher.get_subscription_count() == 0 or not set(self.config.wait_for_nodes) <= {
+                info.node_name for info in self.get_subscriptions_info_by_topic(name)}
+
         while True:
-            lonely = sorted(name for name, publisher in self._publishers_by_topic.items()
-                            if publisher.get_subscription_count() == 0)
+            lonely = sorted(name for name, publisher in self._publishers_by_topic.items() if waiting(name, publisher))
             if not lonely:
                 return
             if time.monotonic() >= deadline:

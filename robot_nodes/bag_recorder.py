@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 from rclpy.node import Node
 from rclpy.qos import QoSProfile
+from rclpy.clock import Clock, ClockType
 from rclpy.subscription import Subscription
 
 from robot_nodes.bags import STORAGES, BagError, BagWriter, adapted_qos, message_class
@@ -68,7 +69,9 @@ class BagRecorderNode(Node):
         self._lock = threading.Lock()  # callbacks and close may run on different executor threads
         self._reported_problems: set[tuple[str, str]] = set()
         self._subscriptions_by_topic: dict[str, Subscription] = {}
-        self._discovery_timer = self.create_timer(DISCOVERY_PERIOD_S, self._discover)
+        # Wall time: under use_sim_time a ROS-time timer would wait for the /clock it is to record.
+        self._discovery_timer = self.create_timer(DISCOVERY_PERIOD_S, self._discover,
+                                                  clock=Clock(clock_type=ClockType.STEADY_TIME))
         self._duration_timer = self.create_timer(self.config.max_duration_s, self._on_max_duration) \
             if self.config.max_duration_s else None
         self.get_logger().info(f"recording {self._pending} into {self.config.output}")

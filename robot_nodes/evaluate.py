@@ -603,7 +603,7 @@ def replay_through_perception(bag: Path, output: Path, rate: float) -> Path:
     """Play `bag` through the lidar detector and the tracker/predictor and record everything the
     graph carries to output/replayed_bag; returns that bag."""
     replayed = output / "replayed_bag"
-    specs = graph.replay_graph(str(bag), rate=rate)
+    specs = graph.replay_graph(str(bag), rate=rate, wait_for_nodes=["bag_recorder"])
     with BagReader(bag) as reader:
         played = set(reader.topics()) - set(graph.PERCEPTION_OUTPUTS)
         duration = reader.duration

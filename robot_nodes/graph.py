@@ -142,11 +142,20 @@ def trajectory_predictor(model_path: str | None = None, use_sim_time: bool = Tru
         parameters={"use_sim_time": use_sim_time, **({"model_path": model_path} if model_path else {})})
 
 
-def bag_player(bag: str, rate: float = 1.0, loop: bool = False, topic_names: list[str] | None = None) -> NodeSpec:
-    """A player of the bag; topic_names (None or empty: every topic of the bag) selects what it plays."""
+def bag_player(bag: str, rate: float = 1.0, loop: bool = False, topic_names: list[str] | None = None,
+               wait_for_nodes: list[str] | None = None) -> NodeSpec:
+    """A player of the bag; topic_names (None or empty: every topic of the bag) selects what it
+    plays; it starts once `wait_for_nodes` subscribe to all of them (up to WAIT_FOR_NODES_S)."""
     return NodeSpec(
         name="bag_player", executable="bag_player", node_class="robot_nodes.bag_player:BagPlayerNode",
-        parameters={"bag": bag, "rate": rate, "loop": loop, **({"topics": list(topic_names)} if topic_names else {})})
+        parameters={"bag": bag, "rate": rate, "loop": loop, **({"topics": list(topic_names)} if topic_names else {}),
+                    **({"wait_for_nodes": list(wait_for_nodes), "wait_for_subscribers_s": WAIT_FOR_NODES_S}
+                       if wait_for_nodes else {})})
+
+
+WAIT_FOR_NODES_S = 30.0
+"""Wall seconds a player waits for the nodes it must wait for (a recorder subscribes to each topic
+once the graph shows its publisher: seconds after start on a busy machine)."""
 
 
 def gsrmr_uplink(scene: str, use_sim_time: bool = True) -> NodeSpec:
@@ -264,12 +273,12 @@ def simulation_graph(scenario: str | None = None, seed: int | None = None, real_
 
 def replay_graph(bag: str, rate: float = 1.0, loop: bool = False, detector: bool = True,
                  detector_model: str | None = None, predictor: bool = True,
-                 predictor_model: str | None = None) -> list[NodeSpec]:
+                 predictor_model: str | None = None, wait_for_nodes: list[str] | None = None) -> list[NodeSpec]:
     """A bag player onto the topic contract with /clock and (with `detector`) the lidar detector and
     (with `predictor`) the tracker and predictor on the replayed scans. Their outputs recorded in the
     bag are then not played, so that each of those topics has one publisher."""
     if not detector:
-        return [bag_player(bag, rate, loop)]
+        return [bag_player(bag, rate, loop, wait_for_nodes=wait_for_nodes)]
     from robot_nodes.bags import BagError, BagReader  # here: rosbags is needed only for a replay
 
     played = None
@@ -279,7 +288,8 @@ def replay_graph(bag: str, rate: float = 1.0, loop: bool = False, detector: bool
             played = sorted(recorded - set(PERCEPTION_OUTPUTS))
     except BagError:
         pass  # the player itself says what is wrong with the bag
-    return [bag_player(bag, rate, loop, played)] + perception_nodes(detector_model, predictor, predictor_model)
+    return [bag_player(bag, rate, loop, played, wait_for_nodes)] + perception_nodes(detector_model, predictor,
+                                                                                   predictor_model)
 
 
 ROBOT_TOPIC_ARGUMENTS = {"lidar_topic": topics.LIDAR_POINTS, "camera_topic": topics.CAMERA_IMAGE,

@@ -10,6 +10,14 @@ if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
 
+@pytest.fixture(autouse=True)
+def isolated_ros_domain(monkeypatch):
+    """Every test on a random ROS domain, localhost only: graphs a test starts in its own contexts
+    (bringup, the main job) do not hear another test's, a benchmark's or a robot's running beside."""
+    monkeypatch.setenv("ROS_DOMAIN_ID", str(101 + secrets.randbelow(100)))
+    monkeypatch.setenv("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+
+
 @pytest.fixture
 def context(monkeypatch):
     """A fresh rclpy context on a random domain with localhost-only discovery, so tests running at
