@@ -121,13 +121,15 @@ def bag_recorder(output: str, topic_names: list[str], use_sim_time: bool = False
         parameters={"output": output, "topics": list(topic_names), "use_sim_time": use_sim_time})
 
 
-def lidar_detector(model_path: str | None = None, use_sim_time: bool = True) -> NodeSpec:
-    """The lidar detector on the contract's scans; model_path overrides the parameter file's."""
+def lidar_detector(model_path: str | None = None, use_sim_time: bool = True, repeatable: bool = False) -> NodeSpec:
+    """The lidar detector on the contract's scans; model_path overrides the parameter file's; with
+    `repeatable`, one network thread (the same detections on every run)."""
     return NodeSpec(
         name="lidar_detector", executable="lidar_detector", node_class="robot_nodes.lidar_detector:LidarDetectorNode",
         remappings=(("~/input/pointcloud", topics.LIDAR_POINTS), ("~/output/objects", topics.DETECTED_OBJECTS),
                     ("~/output/markers", topics.LIDAR_DETECTOR_MARKERS)),
-        parameters={"use_sim_time": use_sim_time, **({"model_path": model_path} if model_path else {})})
+        parameters={"use_sim_time": use_sim_time, **({"model_path": model_path} if model_path else {}),
+                    **({"threads": 1} if repeatable else {})})
 
 
 def trajectory_predictor(model_path: str | None = None, use_sim_time: bool = True) -> NodeSpec:
@@ -223,9 +225,10 @@ def recorded_topics(specs: list[NodeSpec]) -> list[str]:
 
 
 def perception_nodes(detector_model: str | None = None, predictor: bool = True,
-                     predictor_model: str | None = None, use_sim_time: bool = True) -> list[NodeSpec]:
+                     predictor_model: str | None = None, use_sim_time: bool = True,
+                     repeatable: bool = False) -> list[NodeSpec]:
     """The lidar detector and (with `predictor`) the tracker and predictor on its objects."""
-    return [lidar_detector(detector_model, use_sim_time)] + (
+    return [lidar_detector(detector_model, use_sim_time, repeatable)] + (
         [trajectory_predictor(predictor_model, use_sim_time)] if predictor else [])
 
 
@@ -265,7 +268,8 @@ def simulation_graph(scenario: str | None = None, seed: int | None = None, real_
                         acknowledgements if lockstep else None),
               driver(planner, scenario, planning_rate, lockstep)]
     if detector:
-        specs += perception_nodes(detector_model, predictor, predictor_model)
+        # Lockstep runs are to repeat exactly: so must the detections.
+        specs += perception_nodes(detector_model, predictor, predictor_model, repeatable=lockstep)
     if mixed_reality_scene:
         specs += [gsrmr_uplink(mixed_reality_scene), mr_server(mixed_reality_scene)]
     return specs

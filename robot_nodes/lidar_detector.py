@@ -68,6 +68,9 @@ class LidarDetectorConfig:
     max_points: int = field(default=150000, metadata={"range": (1000, 5000000)})
     """Point budget per scan inside the detection volume; a scan with more is subsampled at random
     (and counted in subsampled_frames)."""
+    threads: int = field(default=0, metadata={"range": (0, 64)})
+    """CPU threads of the network (torch's setting is for the whole process); 0: torch's default.
+    1 gives bitwise-repeatable detections (the main job's lockstep sets it)."""
 
     def __post_init__(self) -> None:
         if not self.model_path:
@@ -125,7 +128,8 @@ class LidarDetectorNode(Node):
         self.config = declare_config(self, LidarDetectorConfig)
         path = resolve(self.config.model_path)
         options = DetectorOptions(device=self.config.device, max_points=self.config.max_points,
-                                  decode_overrides={"score_threshold": self.config.score_threshold})
+                                  decode_overrides={"score_threshold": self.config.score_threshold},
+                                  threads=self.config.threads)
         try:
             self.detector = LidarDetector.from_checkpoint(path, options, self.config.point_range)
         except ModelFileError as error:

@@ -107,6 +107,10 @@ class DetectorOptions:
     dense_runtime: str = "auto"
     """Runtime of the neck and head: 'onnxruntime' (CPU only), 'torch', or 'auto' (onnxruntime on
     CPU, where it is faster (docs/benchmarks.md), torch on CUDA)."""
+    threads: int = 0
+    """CPU threads of the network (torch's, for the whole process, and onnxruntime's); 0 leaves
+    torch's setting. 1 makes detections bitwise repeatable: with more, sums are split across
+    threads in an order that depends on timing (scores then differ in the 4th digit)."""
 
 
 class LidarDetector:
@@ -114,6 +118,8 @@ class LidarDetector:
 
     def __init__(self, model: CenterPointNet, options: DetectorOptions | None = None) -> None:
         self.options = options or DetectorOptions()
+        if self.options.threads:
+            torch.set_num_threads(self.options.threads)
         self.device = resolve_device(self.options.device)
         config = model.config
         config.decode = dataclasses.replace(config.decode, **self.options.decode_overrides)
