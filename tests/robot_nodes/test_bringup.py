@@ -7,9 +7,14 @@ import importlib
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
+from matplotlib.colors import to_rgb
+from PIL import Image
 
+from evaluation import report_plots
+from evaluation.report_check import render_in_chromium
 from onboard_llm.energy import MODEL_SOURCE, RAPL_SOURCE
 from onboard_llm.variants import build_variants, cache_folder
 from perception.detection import CenterPointNet, DetectorConfig, save_checkpoint
@@ -210,6 +215,13 @@ def test_main_job_records_replays_and_loses_nothing(tmp_path, capsys):
     assert "## Mixed-reality uplink (GSRMR)" in report and "always uploading" in report, report
     assert re.search(r"the remote stream against the true frames \([1-9]\d* scored\): PSNR \d", report), report
     assert "## Driving" in report and "collisions with road users: 0" in report, report
+    # The page as a person sees it: headless Chromium shows the scene, the histograms and the uplink.
+    screenshot = render_in_chromium(next(tmp_path.glob("runs/*/report.html")), tmp_path / "page.png",
+                                    width=1280, height=9000)
+    image = np.asarray(Image.open(screenshot).convert("RGB")).astype(float)
+    for colour in (report_plots.TRUTH_FACE_COLOR, report_plots.HISTOGRAM_COLOR, report_plots.UPLOAD_COLOR):
+        near = np.linalg.norm(image - 255.0 * np.array(to_rgb(colour)), axis=-1) < 30.0
+        assert near.sum() > 300, f"no {colour} on the page: a figure is missing"
 
 
 @pytest.mark.slow
