@@ -184,12 +184,23 @@ def detection_section(contents: BagContents, point_range: list[float], report: R
         report.metrics[f"detection.ap_3d_{name}"] = result.three_d.get(name).average_precision
     report.metrics["detection.map_bev"] = result.bev.mean_average_precision()
     report.metrics["detection.map_3d"] = result.three_d.mean_average_precision()
+    errors = []
+    for name in result.classes:
+        scores = result.bev.get(name)
+        if scores.true_positives:
+            report.metrics[f"detection.center_error_{name}"] = scores.mean_center_error
+            errors.append([name, str(scores.true_positives), str(scores.false_positives),
+                           str(scores.num_ground_truth - scores.true_positives), f"{scores.mean_center_error:.2f}",
+                           f"{math.degrees(scores.mean_yaw_error_folded):.1f}"])
     section.markdown = "\n".join([
         f"AP (%) on {result.frames_scored} scans" + (f" ({skipped} more without ground truth or pose, not scored)"
                                                    if skipped else "")
         + ": 40 recall points, IoU 0.7 for car and truck_bus, 0.5 for pedestrian and cyclist; ground truth inside "
         f"the detector's volume {[round(v, 2) for v in point_range]} with at least {DEFAULT_MIN_POINTS} lidar points.",
-        "", result.to_markdown()])
+        "", result.to_markdown(), "",
+        "Errors of the detections matched at the BEV IoU threshold (yaw error with front/back flips folded):", "",
+        markdown_table(["class", "matched", "false", "missed", "centre error (m)", "yaw error (°)"], errors,
+                       right_aligned=range(1, 6))])
     return section
 
 
@@ -565,6 +576,16 @@ def scenario_parts(info: RunInfo) -> tuple[EgoConfig | None, RoadGeometry | None
     return scenario.ego, RoadGeometry(scenario.road)
 
 
+def parameter_files(node_names) -> dict[str, str]:
+    """The parameter files of the nodes (the run's overrides are in run.json and the node logs)."""
+    files = {}
+    for name in node_names:
+        path = share_path("config", f"{name}.param.yaml")
+        if path.is_file():
+            files[f"config/{name}.param.yaml"] = path.read_text()
+    return files
+
+
 def evaluate_bag(bag: Path, info: RunInfo | None = None, title: str | None = None) -> Report:
     """The report of one bag (a BagError says what is wrong with an unreadable one)."""
     info = info or RunInfo.beside(bag)
@@ -591,7 +612,7 @@ def evaluate_bag(bag: Path, info: RunInfo | None = None, title: str | None = Non
     report.sections = [overview, *sections]
     report.metadata = {"bag": str(bag), "mode": info.mode, "scenario": str(info.scenario), "seed": str(info.seed),
                        "planner": str(info.planner), **{key: str(value) for key, value in info.extra.items()},
-                       **machine_metadata()}
+                       **parameter_files(["sim_world", *contents.node_statistics]), **machine_metadata()}
     report.overview = [key for key in ("detection.map_bev", "tracking.mota", "tracking.idf1", "prediction.ade_vehicle",
                                        "prediction.fde_vehicle", "croa.occlusion_ratio_now", "croa.target_density",
                                        "gsrmr.energy_saving", "gsrmr.stream_psnr_db", "llm.targets_met",
