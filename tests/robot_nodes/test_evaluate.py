@@ -29,10 +29,13 @@ def test_a_kitti_bag_replayed_through_perception_is_scored(kitti, tmp_path):
     assert evaluate.main([str(kitti), "--replay", "--rate", "0.5", "--output", str(output)]) == 0
     report = (output / "report.md").read_text()
     assert "- mode: replay" in report, report
-    # Every labelled scan reached the detector and was scored against its labels.
-    assert re.search(r"AP \(%\) on 4 scans", report), report
-    assert re.search(r"\| `lidar_detector` \| 4 \| 4 \| 0 \(0\.0%\) \|", report), report
-    assert "| car | 8 |" in report, report
+    # Every labelled scan reached the detector; each it processed (it drops one when the machine is
+    # too busy for the replay's rate) was recorded and scored against its labels.
+    received, processed, dropped = map(int, re.search(
+        r"\| `lidar_detector` \| (\d+) \| (\d+) \| (\d+) \(", report).groups())
+    assert received == 4 and processed + dropped == 4 and processed >= 3, report
+    assert f"AP (%) on {processed} scans" in report, report
+    assert re.search(r"\| car \| [1-8] \|", report), report
     summary = read_report_summary(output)
     assert 0.0 <= summary.metrics["detection.map_bev"] <= 1.0
     # Unscored for want of what a KITTI bag lacks: said in the report.
