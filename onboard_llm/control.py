@@ -24,9 +24,10 @@ import heapq
 import itertools
 import json
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Generic, Iterable, TypeVar
+from typing import Callable, Generic, Iterable, TypeVar
 
 import numpy as np
 
@@ -268,3 +269,30 @@ class RequestQueue(Generic[ItemT]):
         with self._changed:
             self._closed = True
             self._changed.notify_all()
+
+
+class RateLimitedError(RuntimeError):
+    """A request refused because the requests of the last while already used the rate bound."""
+
+
+class RequestRateLimiter:
+    """Token bucket: up to `burst` requests at once, refilled at `per_minute` requests per minute of
+    wall time (the bound protects the cores, whatever the ROS clock does). admit() takes a token or
+    refuses with RateLimitedError. Thread-safe."""
+
+    def __init__(self, per_minute: float, burst: int, clock: Callable[[], float] = time.monotonic) -> None:
+        self.per_minute, self.burst, self._clock = per_minute, burst, clock
+        self._tokens = float(burst)
+        self._last = clock()
+        self._lock = threading.Lock()
+
+    def admit(self) -> None:
+        with self._lock:
+            now = self._clock()
+            self._tokens = min(self.burst, self._tokens + (now - self._last) * self.per_minute / 60.0)
+            self._last = now
+            if self._tokens < 1.0:
+                wait_s = (1.0 - self._tokens) * 60.0 / self.per_minute
+                raise RateLimitedError(f"request refused: more than {self.per_minute:g} requests per minute "
+                                       f"(burst {self.burst}); try again in {wait_s:.1f} s")
+            self._tokens -= 1.0

@@ -11,9 +11,16 @@
   (PredictedObjects) and `~/input/planner_status` (PlannerStatus), summarised into the system prompt.
 
 Requests wait in a bounded priority queue served by one worker thread (generations share the
-cores, so they run one at a time); a request beyond `queue_size` is refused with the reason (an
-aborted goal / a "refused:" answer). onboard_llm.engine picks the variant and thread count per
-request (CLONE-style controller). A prompt longer than the context is cut with a warning.
+cores, so they run one at a time); a request beyond `queue_size`, or beyond the rate bound
+(`max_requests_per_minute`, `request_burst`), is refused with the reason (an aborted goal / a
+"refused:" answer; counted as dropped). A question longer than `max_question_chars` is rejected
+(an aborted goal "rejected: ..." / the input guard's rejection; counted as rejected).
+onboard_llm.engine picks the variant and thread count per request (CLONE-style controller). A
+prompt longer than the context is cut with a warning.
+
+Read-only: the node publishes only text (answers, answer records, Ask feedback and results); nothing
+it generates is executed or turned into a command, and no node of the graph subscribes to its
+answers (tests/robot_nodes/test_onboard_llm_bounds.py checks both).
 """
 from __future__ import annotations
 
@@ -31,7 +38,7 @@ from std_msgs.msg import Header, String
 
 from edge_robot_msgs.action import Ask
 from edge_robot_msgs.msg import DetectedObjects, LlmAnswerRecord, PlannerStatus, PredictedObjects
-from onboard_llm.control import LatencyTarget, QueueFullError, RequestQueue
+from onboard_llm.control import LatencyTarget, QueueFullError, RateLimitedError, RequestQueue, RequestRateLimiter
 from onboard_llm.engine import Answer, OnboardLlm
 from onboard_llm.grounding import PlanState, scene_summary
 from onboard_llm.loaders import default_model_path
@@ -74,6 +81,12 @@ class OnboardLlmConfig:
     lower-quality variants answer only when nothing else meets a target."""
     queue_size: int = field(default=4, metadata={"range": (1, 64)})
     """Requests that may wait; more are refused."""
+    max_question_chars: int = field(default=2000, metadata={"range": (1, 100000)})
+    """Longest question, characters (after stripping white space); longer ones are rejected."""
+    max_requests_per_minute: float = field(default=30.0, metadata={"range": (0.1, 6000.0)})
+    """Requests accepted per minute of wall time, on average (token bucket); more are refused."""
+    request_burst: int = field(default=4, metadata={"range": (1, 1000)})
+    """Requests accepted at once before the per-minute rate applies (the bucket's size)."""
     default_latency_target: float = field(default=0.0, metadata={"range": (0.0, 600.0)})
     """Whole-answer latency target of topic questions, seconds (0: none)."""
     max_objects: int = field(default=5, metadata={"range": (0, 50)})
@@ -123,6 +136,7 @@ class OnboardLlmNode(Node):
         self.config = declare_config(self, OnboardLlmConfig)
         # Before the engine, which may fail: rclpy destroys a node whose construction raised.
         self._queue: RequestQueue[_Job] = RequestQueue(self.config.queue_size)
+        self._rate = RequestRateLimiter(self.config.max_requests_per_minute, self.config.request_burst)
         self._worker: threading.Thread | None = None
         self._action: ActionServer | None = None
         self.llm = self._start_engine()
@@ -135,9 +149,9 @@ class OnboardLlmNode(Node):
         self.failed = 0
         """Questions whose generation raised."""
         self.rejected_goals = 0
-        """Ask goals rejected for their arguments (empty topic questions: the InputGuard's)."""
+        """Ask goals rejected for their arguments (empty or over-long topic questions: the InputGuard's)."""
         self.refused = 0
-        """Requests refused because the queue was full."""
+        """Requests refused because the queue was full or the rate bound reached."""
         # Per question; the worker counts under the statistics' lock, so answers and their samples agree.
         self.statistics = NodeStatisticsPublisher(self, lambda: ProcessingCounts(
             self.questions, self.answered, dropped=self.refused, failed=self.failed, rejected=self.rejected_goals))
@@ -213,11 +227,19 @@ class OnboardLlmNode(Node):
         self.questions += 1
         return self.get_clock().now().to_msg(), time.perf_counter()
 
+    def _question_problem(self, question: str) -> str:
+        """Why the (stripped) question is not taken; empty when it is."""
+        if not question:
+            return "empty question"
+        if len(question) > self.config.max_question_chars:
+            return f"question of {len(question)} characters exceeds max_question_chars {self.config.max_question_chars}"
+        return ""
+
     def on_question(self, message: String) -> None:
         arrival = self._arrived()
         question = message.data.strip()
-        if not question:
-            raise MalformedMessageError("empty question")
+        if reason := self._question_problem(question):
+            raise MalformedMessageError(reason)
 
         def done(answer: Answer | None, error: str) -> None:
             self.pub_answer.publish(String(data=answer.text if answer is not None else error))
@@ -230,9 +252,9 @@ class OnboardLlmNode(Node):
         request = goal_handle.request
         result = Ask.Result(energy_source=self.llm.meter.source)
         question = request.question.strip()
-        reason = ("empty question" if not question else
-                  f"latency_target must be a finite number >= 0, got {request.latency_target}"
-                  if not (math.isfinite(request.latency_target) and request.latency_target >= 0) else "")
+        reason = (self._question_problem(question) or
+                  (f"latency_target must be a finite number >= 0, got {request.latency_target}"
+                   if not (math.isfinite(request.latency_target) and request.latency_target >= 0) else ""))
         if reason:
             self.rejected_goals += 1
             self.get_logger().warning(f"rejected Ask goal: {reason}")
@@ -272,8 +294,9 @@ class OnboardLlmNode(Node):
 
     def _submit(self, job: _Job, priority: int, refuse: Callable[[Answer | None, str], None]) -> None:
         try:
+            self._rate.admit()
             self._queue.submit(job, priority)
-        except QueueFullError as error:
+        except (RateLimitedError, QueueFullError) as error:
             self.refused += 1
             self.get_logger().warning(f"{error} ({self.refused} refused so far)", throttle_duration_sec=LOG_PERIOD_S)
             refuse(None, f"refused: {error}")

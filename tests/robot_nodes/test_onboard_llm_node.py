@@ -168,7 +168,7 @@ def test_the_system_prompt_summarises_the_latest_detections_and_plan_and_bad_mes
 
 
 def test_a_prompt_longer_than_the_context_is_cut_with_a_warning(context, cache):
-    node, harness = llm_node(context, cache, context_tokens=256, max_new_tokens=16), Harness(context)
+    node, harness = llm_node(context, cache, context_tokens=256, max_new_tokens=16, max_question_chars=3000), Harness(context)
     with spinning(context, node, harness):
         response = harness.result(harness.send("The dog ran. " * 200))
     assert response.status == GoalStatus.STATUS_SUCCEEDED
