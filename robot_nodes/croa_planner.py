@@ -19,7 +19,10 @@ whenever the newest are older than prediction_timeout, and once the newest plan 
 horizon, the robot brakes at stop_deceleration along its lane (pure pursuit) to a standstill; the
 status says why (fallback, reason). Odometry older than odom_timeout gives a zero command. A cycle
 whose optimisation fails gives the planner's own braking plan and logs the reason, throttled; so
-does a planner that raises (a bug must not take the driver down with it).
+does a planner that raises (a bug must not take the driver down with it). Failures are a solver
+error, a status other than optimal (infeasible, unbounded, user_limit), a non-finite solution, or a
+cycle past croa.time_budget; the status of that cycle has fallback = true and the reason
+(docs/reliability.md).
 """
 from __future__ import annotations
 

@@ -125,6 +125,10 @@ class CroaConfig:
     """cvxpy solver for the convex subproblems (CLARABEL or SCS; chosen by bench/bench_croa.py)."""
     solver_tolerance: float = field(default=1e-3, metadata={"range": (1e-9, 1e-1)})
     """Relative and absolute duality-gap and feasibility tolerance given to the solver."""
+    time_budget: float = field(default=2.0, metadata={"range": (0.01, 60.0)})
+    """Wall seconds one planning cycle may take: each solve is given what is left of it as the
+    solver's time limit, and a cycle that runs past it gives the braking fallback (its plan would
+    come too late to follow). Generous by default: on 2 busy cores a cycle takes well under 1 s."""
 
     def __post_init__(self) -> None:
         check_ranges(self)

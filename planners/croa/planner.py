@@ -3,8 +3,8 @@
 Each cycle runs the convex-concave procedure: linearise the bicycle, the lane and every bilinear
 dual term at the previous iterate, solve the convex subproblem (planners.croa.problem), repeat
 until the cost stops improving. The collision-only MPC and the greedy-viewpoint tracker are the same
-planner with the occlusion term off (and a goal for the latter). A failed or infeasible solve gives
-a braking plan along the lane and says why.
+planner with the occlusion term off (and a goal for the latter). A failed or infeasible solve, a
+non-finite solution and a cycle past config.time_budget give a braking plan along the lane and say why.
 """
 from __future__ import annotations
 
@@ -91,10 +91,18 @@ class CroaPlanner:
         solution = None
         for iterations in range(1, config.ccp_iterations + 1):
             obstacle_ids = self._set_data(scene, obstacles, target, origin, point)
+            left = config.time_budget - (time.perf_counter() - started)
             try:
-                status = problem.solve()
+                status = problem.solve(time_limit=max(left, 0.0))
             except Exception as error:  # solver failure: the cycle must still answer
-                status = f"solver error: {error}"
+                status = f"solver error: {type(error).__name__}: {error}"
+            if time.perf_counter() - started > config.time_budget:
+                status = f"over the time budget ({config.time_budget:g} s) in iteration {iterations} (status {status})"
+                solution = None  # a plan this late is not followed
+                break
+            if status in SOLVED and not (np.all(np.isfinite(problem.states.value))
+                                         and np.all(np.isfinite(problem.controls.value))):
+                status = f"numerical trouble: {status} with a non-finite solution"
             if status not in SOLVED:
                 break
             solution = Linearisation(problem.states.value.copy(), problem.controls.value[:, 1].copy())

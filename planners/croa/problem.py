@@ -255,11 +255,14 @@ class CroaProblem:
         self.target_normals.value = root * normals
         self.target_offsets.value = root * np.einsum("si,si->s", normals, targets - sensor_offsets)
 
-    def solve(self, warm_start: bool = True) -> str:
-        """Solve with the configured solver; returns cvxpy's status."""
+    def solve(self, warm_start: bool = True, time_limit: float | None = None) -> str:
+        """Solve with the configured solver, stopped after `time_limit` wall seconds when given
+        (status user_limit); returns cvxpy's status."""
         tolerance = self.config.solver_tolerance
         options = (dict(tol_gap_abs=tolerance, tol_gap_rel=tolerance, tol_feas=tolerance / 10.0)
                    if self.config.solver == "CLARABEL" else dict(eps_abs=tolerance, eps_rel=tolerance))
+        if time_limit is not None:
+            options["time_limit" if self.config.solver == "CLARABEL" else "time_limit_secs"] = time_limit
         with warnings.catch_warnings():  # 'solution may be inaccurate': the status says so
             warnings.simplefilter("ignore", UserWarning)
             self.problem.solve(solver=self.config.solver, warm_start=warm_start, **options)
