@@ -18,7 +18,10 @@ camera info, are skipped and counted; malformed messages are rejected with the r
 Decisions run in a worker thread fed by a one-slot mailbox, so the executor keeps taking odometry
 while a frame is decided (served in the same thread, a slow decision left the odometry of the
 next frames queued behind it and 75 of 199 frames found no pose); a frame that replaces one still
-waiting is counted in `dropped_frames`.
+waiting is counted in `dropped_frames`. A frame whose solve fails (mixed_reality.uplink.policy: a
+solver error, a window with a non-finite gain or energy, no convergence, over policy.time_budget)
+is uploaded at the channel's maximum power; its decision has fallback = true and the reason
+(docs/reliability.md).
 """
 from __future__ import annotations
 
@@ -121,6 +124,8 @@ class UplinkCounters:
     """Frames with no odometry or camera mount at their stamp."""
     failed_frames: int = 0
     """Frames on which deciding raised (logged); nothing was published for them."""
+    fallbacks: int = 0
+    """Decided frames whose solve failed: the safe decision went out (the image at p_max), with the reason."""
 
 
 def load_scene(path_parameter: str, node_name: str) -> GaussianModel:
@@ -267,6 +272,11 @@ class GsrmrUplinkNode(Node):
         render_psnr, render_ssim = self.predictor.predict(stream, camera_pose, intrinsics)
         gain = float(self.channel.gain(self.channel.distance(camera_pose[0, 3], camera_pose[1, 3]), self._fading))
         decision = self.policy.decide(8 * len(jpeg), self.pose_bits, gain, image_psnr, render_psnr)
+        if decision.fallback:
+            with self._lock:
+                self.counters.fallbacks += 1
+            self.get_logger().warning(f"uplink solve failed, uploading the image at full power: {decision.reason} "
+                                      f"({self.counters.fallbacks} frames so far)", throttle_duration_sec=LOG_PERIOD_S)
 
         self.pub_decision.publish(UplinkDecision(
             header=header, upload=decision.upload, transmit_power=decision.power,
@@ -275,7 +285,8 @@ class GsrmrUplinkNode(Node):
             predicted_ssim=image_ssim if decision.upload else render_ssim,
             image_bits=8 * len(jpeg), image_energy=decision.image_energy, image_psnr=image_psnr,
             image_ssim=image_ssim, render_psnr_predicted=render_psnr, render_ssim_predicted=render_ssim,
-            channel_gain_db=10.0 * math.log10(gain), decision_time=time.perf_counter() - started))
+            channel_gain_db=10.0 * math.log10(gain) if gain > 0.0 else math.nan,
+            decision_time=time.perf_counter() - started, fallback=decision.fallback, reason=decision.reason))
         if decision.upload:
             self.pub_uplink.publish(CompressedImage(header=header, format="jpeg", data=jpeg))
         else:

@@ -1,15 +1,17 @@
 """The on-line GSCLO policy the robot runs per camera frame: a receding window of the current frame
 and the last window - 1 frames' observations as the forecast of the next ones, solved with a chosen
-method, of which only the current frame's decision is applied (docs/gsrmr.md)."""
+method, of which only the current frame's decision is applied (docs/gsrmr.md). A solve that fails gives the safe decision instead (docs/reliability.md)."""
 from __future__ import annotations
 
+import math
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from mixed_reality.uplink.baselines import METHODS
+from mixed_reality.uplink.baselines import METHODS, Method
 from mixed_reality.uplink.channel import Channel
-from mixed_reality.uplink.problem import GscloInstance
+from mixed_reality.uplink.problem import GscloInstance, UplinkSolution
 from sim.validation import check_ranges
 
 
@@ -30,6 +32,10 @@ class UplinkPolicyConfig:
     (and the image can be sent), whatever the window's plan relies on later."""
     seed: int = field(default=0, metadata={"range": (0, 2**31 - 1)})
     """Seed of the random generator that randomised methods draw from."""
+    time_budget: float = field(default=1.0, metadata={"range": (1e-3, 60.0)})
+    """Wall seconds one frame's solve may take; a solve that runs past it gives the safe decision
+    (the frame's image at p_max), as do one that raises and one whose answer is unusable. Generous
+    by default: APO takes milliseconds, the exact solver rarely more than a few hundred."""
 
     def __post_init__(self) -> None:
         check_ranges(self)
@@ -57,6 +63,10 @@ class FrameDecision:
     """The payload misses the latency even at p_max (sent at p_max)."""
     running_quality: float
     """Mean expected quality over the frames since the start (or reset()), this one included."""
+    fallback: bool = False
+    """The solve failed (reason) and this is the safe decision: the image uploaded at p_max."""
+    reason: str = ""
+    """Why the solve failed ('' when it did not)."""
 
 
 _OBSERVATIONS = ("image_bits", "pose_bits", "gains", "image_quality", "render_quality")
@@ -66,10 +76,11 @@ _OBSERVATIONS = ("image_bits", "pose_bits", "gains", "image_quality", "render_qu
 class RecedingWindowPolicy:
     """decide() once per frame; keeps the last window - 1 observations and the running quality sum."""
 
-    def __init__(self, config: UplinkPolicyConfig, channel: Channel) -> None:
+    def __init__(self, config: UplinkPolicyConfig, channel: Channel, solve: Method | None = None) -> None:
+        """solve: the GSCLO method to use instead of config.method's (a solver under test)."""
         self.config = config
         self.channel = channel
-        self._solve = METHODS[config.method]
+        self._solve = solve or METHODS[config.method]
         self._rng = np.random.default_rng(config.seed)
         self._history = np.empty((len(_OBSERVATIONS), config.window), dtype=np.float64)
         self.reset()
@@ -83,18 +94,26 @@ class RecedingWindowPolicy:
 
     def decide(self, image_bits: float, pose_bits: float, gain: float, image_quality: float,
                predicted_render_quality: float) -> FrameDecision:
-        """The current frame's upload decision and power; the frame is then counted as sent."""
+        """The current frame's upload decision and power; the frame is then counted as sent. A solve
+        that raises (or a window the problem refuses, e.g. a NaN gain), that runs past time_budget or
+        whose answer is unusable (solution_fault) gives the safe decision instead, with the reason."""
         current = np.array([image_bits, pose_bits, gain, image_quality, predicted_render_quality],
                            dtype=np.float64)
-        self._history[:, self.config.window - 1] = current  # the last column holds the current frame
-        # The problem does not depend on frame order, so the ring buffer is used as it lies.
-        columns = np.r_[self.config.window - 1, :self._stored]
-        window = dict(zip(_OBSERVATIONS, self._history[:, columns]))
+        started = time.perf_counter()
+        instance, reason = self._window(current)
+        if instance is not None:
+            try:
+                solution = self._solve(instance, self._rng)
+                reason = solution_fault(instance, solution)
+            except Exception as error:  # the cycle must still answer
+                reason = f"solver error: {type(error).__name__}: {error}"
+        elapsed = time.perf_counter() - started
+        if not reason and elapsed > self.config.time_budget:
+            reason = f"over the time budget ({elapsed:.3f} s > {self.config.time_budget:g} s)"
+        if reason:
+            return self._safe_decision(image_bits, gain, image_quality, reason)
         threshold = self.config.quality_threshold
-        instance = GscloInstance(**window, latency=self.config.latency, quality_threshold=threshold,
-                                 channel=self.channel,
-                                 quality_credit=self.quality_sum - self.frames * threshold)
-        upload = bool(self._solve(instance, self._rng).upload[0])
+        upload = bool(solution.upload[0])
         pose_only_mean = (self.quality_sum + predicted_render_quality) / (self.frames + 1)
         if (self.config.keep_running_average and not upload and pose_only_mean < threshold
                 and instance.upload_feasible[0] and image_quality > predicted_render_quality):
@@ -115,3 +134,58 @@ class RecedingWindowPolicy:
             energy=float(instance.image_energy[0] if upload else instance.pose_energy[0]),
             expected_quality=float(quality), image_energy=float(instance.image_energy[0]),
             latency_violation=late, running_quality=self.quality_sum / self.frames)
+
+    def _window(self, current: np.ndarray) -> tuple[GscloInstance | None, str]:
+        """(the window of the current frame and the remembered ones, '') or (None, why the problem
+        refuses it: a gain that is not a positive number, non-finite energies)."""
+        self._history[:, self.config.window - 1] = current  # the last column holds the current frame
+        # The problem does not depend on frame order, so the ring buffer is used as it lies.
+        columns = np.r_[self.config.window - 1, :self._stored]
+        window = dict(zip(_OBSERVATIONS, self._history[:, columns]))
+        threshold = self.config.quality_threshold
+        try:
+            instance = GscloInstance(**window, latency=self.config.latency, quality_threshold=threshold,
+                                     channel=self.channel, quality_credit=self.quality_sum - self.frames * threshold)
+        except ValueError as error:
+            return None, f"window refused: {error}"
+        if not (np.all(np.isfinite(instance.pose_energy))
+                and np.all(np.isfinite(instance.image_energy[instance.upload_feasible]))):
+            return None, "window refused: numerical trouble, non-finite transmit energies from the channel"
+        return instance, ""
+
+    def _safe_decision(self, image_bits: float, gain: float, image_quality: float, reason: str) -> FrameDecision:
+        """The frame's image at p_max: the remote side shows the camera's own picture (no render whose
+        quality was only predicted), sent at the most power the channel allows (the likeliest to meet
+        the latency). Energy: p_max over the image's airtime at the frame's gain, or over the whole
+        latency budget where the gain is not a positive number. The frame stays out of the forecast
+        window (its observations may be what broke the solve); a finite image quality counts in the
+        running mean."""
+        p_max, latency = self.channel.config.max_power, self.config.latency
+        airtime = float(self.channel.airtime(image_bits, p_max, gain)) if gain > 0.0 else math.inf
+        energy = p_max * (airtime if math.isfinite(airtime) else latency)
+        if math.isfinite(image_quality):
+            self.frames += 1
+            self.quality_sum += image_quality
+        return FrameDecision(
+            upload=True, power=p_max, payload_bits=int(round(image_bits)), energy=energy,
+            expected_quality=float(image_quality), image_energy=energy, latency_violation=not airtime <= latency,
+            running_quality=self.quality_sum / max(self.frames, 1), fallback=True, reason=reason)
+
+
+def solution_fault(instance: GscloInstance, solution: UplinkSolution) -> str:
+    """'' when `solution` is a usable answer to `instance`, else what is wrong with it: a switching
+    vector of the wrong length, one that is not binary (a relaxation stopped before its penalty made
+    x 0/1), non-finite powers or energies, or a vector that misses the quality threshold although
+    uploading every candidate would meet it."""
+    upload = np.asarray(solution.upload)
+    if upload.shape != (instance.frames,):
+        return f"malformed switching vector: shape {upload.shape}, the window has {instance.frames} frames"
+    if upload.dtype != bool:
+        return (f"not converged: the switching vector is not binary ({upload.dtype}, x in "
+                f"[{float(np.min(upload)):.3g}, {float(np.max(upload)):.3g}])")
+    if not (np.all(np.isfinite(solution.power)) and np.all(np.isfinite(solution.energy))):
+        return "numerical trouble: non-finite power or energy"
+    if not solution.feasible and instance.has_feasible_solution:
+        return (f"not converged: {solution.method or 'the method'}'s choice misses the quality threshold "
+                f"after {solution.iterations} iterations although a feasible one exists")
+    return ""
