@@ -18,7 +18,7 @@ from robot_nodes import graph, topics
 from robot_nodes.conversions import stamp_to_seconds
 from robot_nodes.parameters import ParameterError, config_from_parameter_file
 from robot_nodes.paths import resolve, share_path
-from robot_nodes.runner import StartupError
+from robot_nodes.runner import StartupError, set_up_ros_access
 from robot_nodes.sim_messages import SimWorldConfig
 
 
@@ -35,11 +35,13 @@ RECORDER_GRACE_S = 0.3
 
 
 class Bringup:
-    """Nodes from specs, composed in one process with their own rclpy context."""
+    """Nodes from specs, composed in one process with their own rclpy context, on the environment's
+    ROS_DOMAIN_ID and discovery range (set_up_ros_access: LOCALHOST unless set)."""
 
     def __init__(self, specs: list[graph.NodeSpec], executor: str = "per-node", threads: int = 4) -> None:
         if executor not in EXECUTORS:
             raise ValueError(f"executor must be one of {EXECUTORS}, got {executor!r}")
+        set_up_ros_access()
         self.context = Context()
         rclpy.init(context=self.context)
         self.nodes = []

@@ -1,6 +1,7 @@
 """Running a node as its own process (`ros2 run` / console script)."""
 from __future__ import annotations
 
+import os
 import sys
 from typing import Callable
 
@@ -19,14 +20,32 @@ class StartupError(RuntimeError):
     """A node cannot start: a bad parameter, a missing or corrupt file. The text says what to do."""
 
 
+MAX_DOMAIN_ID = 232
+"""Fast DDS's ports are 7400 + 250 × domain id + offsets: above 232 they pass 65535."""
+
+
+def set_up_ros_access() -> None:
+    """Before rclpy.init in every entry point (node processes, bringup, edge-demo, evaluate): discovery
+    stays on this host (ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST) unless the environment says
+    otherwise, also under `ros2 launch` on a robot, whose ROS default is SUBNET; the domain is the
+    environment's ROS_DOMAIN_ID (0 unless set), and a value that is not an integer 0..232 is a
+    StartupError saying so, in place of rcl's error from deep inside or Fast DDS's port error."""
+    os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+    value = os.environ.get("ROS_DOMAIN_ID", "").strip()
+    if value and not (value.isdigit() and int(value) <= MAX_DOMAIN_ID):
+        raise StartupError(f"ROS_DOMAIN_ID={value!r}: the ROS domain id must be an integer 0..{MAX_DOMAIN_ID} "
+                           "(see README, Networking and security)")
+
+
 def run_node(node_factory: Callable[[], Node], args: list[str] | None = None) -> int:
     """Create the node, spin it until shutdown and return the process exit code.
 
     Start-up failures are logged as one clear line and give exit code 2 instead of a traceback.
     """
-    rclpy.init(args=sys.argv if args is None else args)
     node = None
     try:
+        set_up_ros_access()
+        rclpy.init(args=sys.argv if args is None else args)
         node = node_factory()
         executor = SingleThreadedExecutor()
         executor.add_node(node)
