@@ -126,6 +126,8 @@ class UplinkCounters:
     """Frames on which deciding raised (logged); nothing was published for them."""
     fallbacks: int = 0
     """Decided frames whose solve failed: the safe decision went out (the image at p_max), with the reason."""
+    resets: int = 0
+    """Resets because the odometry went back in time (the window and the running quality start afresh)."""
 
 
 def load_scene(path_parameter: str, node_name: str) -> GaussianModel:
@@ -141,6 +143,8 @@ class GsrmrUplinkNode(Node):
         super().__init__("gsrmr_uplink", **node_options)
         self._lock = threading.Condition()
         self._mailbox: tuple | None = None
+        self._reset_policy = False
+        """Time went backwards: the worker resets the policy before its next decision."""
         self._stop = False
         self._worker: threading.Thread | None = None
         self.config = declare_config(self, GsrmrUplinkConfig)
@@ -182,7 +186,14 @@ class GsrmrUplinkNode(Node):
 
     def on_odometry(self, message: Odometry) -> None:
         with self._lock:
-            self.frame_poses.add_odometry(message)
+            if self.frame_poses.add_odometry(message):  # time went backwards: its odometry is forgotten
+                self.counters.resets += 1
+                self.counters.dropped_frames += self._mailbox is not None  # a frame of the old time line
+                self._mailbox = None
+                self._reset_policy = True
+                self.get_logger().warning(f"odometry went back in time (bag loop or simulator reset): the uplink "
+                                          f"window, the running quality and a waiting frame reset "
+                                          f"({self.counters.resets} so far)")
             self._lock.notify_all()
 
     def on_tf_static(self, message: TFMessage) -> None:
@@ -235,6 +246,9 @@ class GsrmrUplinkNode(Node):
                 if self._stop:
                     return
                 frame, self._mailbox = self._mailbox, None
+                reset, self._reset_policy = self._reset_policy, False
+            if reset:
+                self.policy.reset()
             try:
                 self._decide(*frame)
             except Exception as error:  # a failure must not end the worker

@@ -14,6 +14,7 @@ from robot_nodes.node_statistics import NodeStatisticsPublisher, ProcessingCount
 from robot_nodes.parameters import declare_config
 from robot_nodes.paths import resolve
 from robot_nodes.runner import StartupError, run_node
+from robot_nodes.time_jumps import watch_time_jumps
 from sim.controller import LaneKeepingConfig, LaneKeepingController
 from sim.road import RoadGeometry
 from sim.scenario import ScenarioError, load_scenario
@@ -53,6 +54,9 @@ class LaneKeepingControllerNode(Node):
         self.inputs = self.statistics.inputs
         self._state = None
         self._state_time = None
+        self.resets = 0
+        """Resets because ROS time jumped (the odometry is forgotten: zero commands until the next)."""
+        self._time_jumps = watch_time_jumps(self, self._forget_odometry, "the newest odometry")
         self.pub_cmd = self.create_publisher(Twist, "~/output/cmd_vel", 10)
         self.create_subscription(Odometry, "~/input/odom", self.inputs.wrap("~/input/odom", self.on_odom), 10)
         if not self.config.lockstep:
@@ -63,6 +67,10 @@ class LaneKeepingControllerNode(Node):
         self._state_time = self.get_clock().now()
         if self.config.lockstep:
             self.control()
+
+    def _forget_odometry(self) -> None:
+        self._state = self._state_time = None
+        self.resets += 1
 
     @measured
     def control(self) -> None:

@@ -31,6 +31,7 @@ from robot_nodes.node_statistics import NodeStatisticsPublisher, ProcessingCount
 from robot_nodes.parameters import declare_config
 from robot_nodes.paths import resolve
 from robot_nodes.runner import StartupError, run_node
+from robot_nodes.time_jumps import watch_time_jumps
 from sim.validation import check_ranges
 
 DEVICES = ("auto", "cpu", "cuda")
@@ -97,7 +98,10 @@ class DetectorCounters:
     processed: int = 0
     """Clouds whose objects were published."""
     dropped_frames: int = 0
-    """Clouds replaced in the mailbox by a newer one before the worker took them."""
+    """Clouds replaced in the mailbox by a newer one before the worker took them (or of the old time
+    line when ROS time jumped)."""
+    resets: int = 0
+    """Resets because ROS time jumped (a waiting cloud of the old time line dropped)."""
     rejected: int = 0
     """Malformed clouds (wrong or missing fields, bad layout), logged with the reason."""
     failed_frames: int = 0
@@ -149,6 +153,7 @@ class LidarDetectorNode(Node):
         self.pub_processing_time = self.create_publisher(Float64, "~/debug/processing_time_ms", 10)
         self.create_subscription(PointCloud2, "~/input/pointcloud",
                                  self.inputs.wrap("~/input/pointcloud", self.on_cloud), CLOUD_QOS)
+        self._time_jumps = watch_time_jumps(self, self._drop_waiting_cloud, "the waiting cloud")
         self._worker = threading.Thread(target=self._run, name="lidar_detector_worker", daemon=True)
         self._worker.start()
         self.get_logger().info(
@@ -161,6 +166,12 @@ class LidarDetectorNode(Node):
         return ProcessingCounts(counters.received, counters.processed, counters.dropped_frames, counters.failed_frames)
 
     # --- executor thread: convert and post ------------------------------------------------------
+
+    def _drop_waiting_cloud(self) -> None:
+        with self._mailbox_changed:
+            self.counters.resets += 1
+            self.counters.dropped_frames += self._mailbox is not None
+            self._mailbox = None
 
     def on_cloud(self, message: PointCloud2) -> None:
         received_at = time.perf_counter()

@@ -36,6 +36,7 @@ from robot_nodes.gsrmr_uplink import CAMERA_QOS, load_scene
 from robot_nodes.node_statistics import NodeStatisticsPublisher, ProcessingCounts, measured, publish_final_statistics
 from robot_nodes.parameters import declare_config
 from robot_nodes.runner import run_node
+from robot_nodes.time_jumps import watch_time_jumps
 from sim.validation import check_ranges
 
 LOG_PERIOD_S = 5.0
@@ -87,6 +88,9 @@ class ServerCounters:
     """Shown frames scored against their true frame (evaluation)."""
     unmatched: int = 0
     """Shown or true frames forgotten without their counterpart (evaluation)."""
+    resets: int = 0
+    """Resets because ROS time jumped: the poses waiting for the renderer (counted in dropped_renders)
+    and the frames waiting to be scored (counted in unmatched) are of the old time line."""
 
 
 class MrServerNode(Node):
@@ -119,6 +123,8 @@ class MrServerNode(Node):
         if self.config.evaluate:
             self.create_subscription(Image, "~/input/true_image",
                                      self.inputs.wrap("~/input/true_image", self.on_true_image), CAMERA_QOS)
+        self._time_jumps = watch_time_jumps(self, self._forget_old_time_line,
+                                            "the render queue and the frames waiting to be scored")
         self._worker = threading.Thread(target=self._render_loop, name="mr_server_renderer", daemon=True)
         self._worker.start()
         self.get_logger().info(f"scene of {len(scene)} Gaussians on {self.renderer.device}"
@@ -129,6 +135,15 @@ class MrServerNode(Node):
         counters = self.counters
         return ProcessingCounts(counters.uploads + counters.poses, counters.shown_uploads + counters.rendered,
                                 counters.dropped_renders, counters.failed_renders)
+
+    def _forget_old_time_line(self) -> None:
+        with self._lock:
+            self.counters.resets += 1
+            self.counters.dropped_renders += len(self._poses)
+            self.counters.unmatched += len(self._shown) + len(self._true)
+            self._poses.clear()
+            self._shown.clear()
+            self._true.clear()
 
     def on_camera_info(self, message: CameraInfo) -> None:
         with self._lock:

@@ -49,6 +49,7 @@ from robot_nodes.node_statistics import NodeStatisticsPublisher, ProcessingCount
 from robot_nodes.parameters import declare_config
 from robot_nodes.paths import resolve
 from robot_nodes.runner import StartupError, run_node
+from robot_nodes.time_jumps import watch_time_jumps
 from sim.validation import check_ranges
 
 LOG_PERIOD_S = 5.0
@@ -142,6 +143,9 @@ class OnboardLlmNode(Node):
         self.llm = self._start_engine()
         self._state_lock = threading.Lock()
         self._detections = self._predictions = self._plan = None
+        self.resets = 0
+        """Resets because ROS time jumped (the scene picture of the old time line forgotten)."""
+        self._time_jumps = watch_time_jumps(self, self._forget_scene, "the scene picture")
         self.questions = 0
         """Questions that came (topic messages and Ask goals), well-formed or not."""
         self.answered = 0
@@ -201,6 +205,11 @@ class OnboardLlmNode(Node):
             raise StartupError(f"onboard_llm: {error} (parameters model_path, cache_dir)") from None
 
     # --- executor thread: state, questions, goals -------------------------------------------------
+
+    def _forget_scene(self) -> None:
+        with self._state_lock:
+            self._detections = self._predictions = self._plan = None
+            self.resets += 1
 
     def on_detections(self, message: DetectedObjects) -> None:
         detections = msg_to_detected_objects(message)
