@@ -196,12 +196,12 @@ class RemoteHarness(Node):
         self.create_subscription(StreamQuality, "quality", self.quality.append, 10)
 
 
-def server_node(context, scene_file):
+def server_node(context, scene_file, use_sim_time: bool = False):
     spec = graph.mr_server(str(scene_file))
     remapped = {"~/input/uplink": "uplink", "~/input/pose": "pose", "~/input/camera_info": "stream_camera_info",
                 "~/input/true_image": "true_image", "~/output/stream": "stream", "~/output/quality": "quality"}
     spec = graph.NodeSpec(spec.name, spec.executable, spec.node_class, tuple(remapped.items()),
-                          {**spec.parameters, "use_sim_time": False})
+                          {**spec.parameters, "use_sim_time": use_sim_time})
     return spec.create(context=context)
 
 
