@@ -1,13 +1,22 @@
 """Pip-only bringup: the launch files' node set composed in one process, the way an edge box runs
 composed nodes (an executor thread per node, or one MultiThreadedExecutor). `bringup --help` lists
-the options."""
+the options.
+
+A node that dies (a callback raised and ended its executor thread, or one of its own threads ended
+on an exception) is destroyed and created again from its NodeSpec after a back-off (RestartPolicy),
+while the others keep running; AFTER_RESTART says what of each node survives. Past its restart
+budget the bringup gives up on the node and spin_until returns, as it did before restarts."""
 from __future__ import annotations
 
 import argparse
+import collections
 import sys
 import threading
 import time
+import traceback
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import rclpy
 from rclpy.context import Context
@@ -20,6 +29,7 @@ from robot_nodes.parameters import ParameterError, config_from_parameter_file
 from robot_nodes.paths import resolve, share_path
 from robot_nodes.runner import StartupError, set_up_ros_access
 from robot_nodes.sim_messages import SimWorldConfig
+from sim.validation import check_ranges
 
 
 EXECUTORS = ("per-node", "multi-threaded")
@@ -34,11 +44,62 @@ RECORDER_GRACE_S = 0.3
 """Wall seconds a bag recorder goes on after the other nodes stopped, for their last messages."""
 
 
+@dataclass(frozen=True)
+class RestartPolicy:
+    """How the bringup restarts a node that died (with per-node executors; with the multi-threaded
+    executor a callback's exception cannot be told apart per node, so spin_until returns)."""
+
+    first_delay_s: float = field(default=0.5, metadata={"range": (0.0, 60.0)})
+    """Wall seconds between a node's death and its first restart."""
+    max_delay_s: float = field(default=8.0, metadata={"range": (0.0, 600.0)})
+    """The back-off doubles with each restart of the same node up to this, wall seconds."""
+    max_restarts: int = field(default=5, metadata={"range": (0, 1000)})
+    """Restarts per node in one run; at its next death the bringup gives up on it (0: never restart)."""
+
+    def __post_init__(self) -> None:
+        check_ranges(self)
+        if self.max_delay_s < self.first_delay_s:
+            raise ValueError(f"max_delay_s ({self.max_delay_s}) must be >= first_delay_s ({self.first_delay_s})")
+
+    def delay_s(self, restarts_so_far: int) -> float:
+        """The back-off before the next restart of a node restarted `restarts_so_far` times."""
+        return min(self.first_delay_s * 2.0 ** restarts_so_far, self.max_delay_s)
+
+
+@dataclass
+class Outage:
+    """One death of a node and what followed."""
+
+    node: str
+    why: str
+    died_s: float
+    """time.monotonic() when the bringup found it dead."""
+    restarted_s: float | None = None
+    """time.monotonic() when its new instance was created; None while it waits, or when given up."""
+
+
+def _continue_track_ids(dead, restarted) -> str:
+    restarted.tracker.next_id = dead.tracker.next_id
+    return f"tracks and histories start afresh; track ids go on from {restarted.tracker.next_id} (none reused)"
+
+
+AFTER_RESTART: dict[str, Callable[[object, object], str]] = {
+    "trajectory_predictor": _continue_track_ids,
+    "gsrmr_uplink": lambda dead, restarted: "the uplink window, its running quality and a waiting frame are reset",
+}
+"""Node name → what of the dead instance the restarted one takes over (called before it spins; it
+returns what it did, for the restarted node's log). Every other node starts afresh from its
+parameters: the detector, the planner (its plan and target), mr_server (its render queue), the
+language model. The processing counts go on in every node's statistics (with the input it died on
+counted as failed), so a run's last NodeStatistics still covers the whole run."""
+
+
 class Bringup:
     """Nodes from specs, composed in one process with their own rclpy context, on the environment's
     ROS_DOMAIN_ID and discovery range (set_up_ros_access: LOCALHOST unless set)."""
 
-    def __init__(self, specs: list[graph.NodeSpec], executor: str = "per-node", threads: int = 4) -> None:
+    def __init__(self, specs: list[graph.NodeSpec], executor: str = "per-node", threads: int = 4,
+                 restart_policy: RestartPolicy = RestartPolicy()) -> None:
         if executor not in EXECUTORS:
             raise ValueError(f"executor must be one of {EXECUTORS}, got {executor!r}")
         set_up_ros_access()
@@ -51,9 +112,26 @@ class Bringup:
         if self._shared_executor:
             self.executors.append(self._shared_executor)
         self._spinners: list[threading.Thread] = []
+        self.restart_policy = restart_policy
+        self.restarts: collections.Counter[str] = collections.Counter()
+        """Restarts so far per node name."""
+        self.given_up: list[str] = []
+        """Nodes the bringup gave up on (spin_until returned)."""
+        self.outages: list[Outage] = []
+        """Every death of a node so far, in order."""
+        self._specs: list[graph.NodeSpec | None] = []
+        """Per node, the spec it is restarted from (None: added by add_node, not restarted)."""
+        self._names: list[str] = []
+        """Per node, its name (a destroyed node no longer says it)."""
+        self._restart_due: dict[int, float] = {}
+        """Node index → monotonic time of its restart, for the destroyed nodes waiting for one."""
+        self._died_threads: set[threading.Thread] = set()
+        self._previous_excepthook = threading.excepthook
+        threading.excepthook = self._on_thread_exception
+        self._logger = rclpy.logging.get_logger("bringup")
         try:
             for spec in specs:
-                self.add_node(spec.create(context=self.context))
+                self.add_node(spec.create(context=self.context), spec)
         except BaseException:
             self.shutdown()
             raise
@@ -62,9 +140,12 @@ class Bringup:
         clock_monitor.create_subscription(Clock, topics.CLOCK, self._on_clock, 10)
         self.add_node(clock_monitor)
 
-    def add_node(self, node) -> None:
-        """Compose one more node (created with this bringup's context); it spins from spin_until on."""
+    def add_node(self, node, spec: graph.NodeSpec | None = None) -> None:
+        """Compose one more node (created with this bringup's context); it spins from spin_until on.
+        With its `spec`, the node is restarted from it when it dies."""
         self.nodes.append(node)
+        self._specs.append(spec)
+        self._names.append(node.get_name())
         if self._shared_executor:
             self._shared_executor.add_node(node)
         else:
@@ -81,35 +162,131 @@ class Bringup:
         return self._sim_time
 
     def node(self, name: str):
-        return next(node for node in self.nodes if node.get_name() == name)
+        return self.nodes[self._names.index(name)]
 
     def spin_until(self, done, poll_s: float = 0.05) -> None:
-        """Spin every executor in a background thread until done() is true or shutdown."""
+        """Spin every executor in a background thread until done() is true or shutdown, restarting
+        the nodes that die; returns early when the bringup gives up on a node (see given_up)."""
         for executor in self.executors[len(self._spinners):]:
-            spinner = threading.Thread(target=self._spin, args=(executor,), daemon=True)
-            spinner.start()
-            self._spinners.append(spinner)
-        while all(spinner.is_alive() for spinner in self._spinners) and not done():
+            self._spinners.append(self._start_spinner(executor))
+        while self._supervise() and not done():
             time.sleep(poll_s)
 
-    @staticmethod
-    def _spin(executor) -> None:
+    def _start_spinner(self, executor) -> threading.Thread:
+        spinner = threading.Thread(target=self._spin, args=(executor,), daemon=True)
+        spinner.start()
+        return spinner
+
+    def _spin(self, executor) -> None:
         try:
             executor.spin()
         except ExternalShutdownException:
             pass
+        except Exception:  # a callback raised: _supervise restarts its node
+            names = ", ".join(node.get_name() for node in executor.get_nodes())
+            self._logger.error(f"{names}: a callback raised, its executor stopped:\n{traceback.format_exc()}")
+
+    def _on_thread_exception(self, arguments) -> None:
+        """threading.excepthook while the bringup runs: a thread of one of its nodes is logged and
+        noted for _supervise; any other goes to the hook there was before."""
+        owners = [name for name, node in zip(self._names, self.nodes)
+                  if any(value is arguments.thread for value in vars(node).values())]
+        if not owners:
+            self._previous_excepthook(arguments)
+            return
+        self._died_threads.add(arguments.thread)
+        trace = "".join(traceback.format_exception(arguments.exc_type, arguments.exc_value, arguments.exc_traceback))
+        self._logger.error(f"{owners[0]}: its thread {arguments.thread.name} ended on an exception:\n{trace}")
+
+    def _why_dead(self, index: int) -> str | None:
+        """Why the node at `index` no longer runs, or None while it does."""
+        if index < len(self._spinners) and not self._spinners[index].is_alive() and self.context.ok():
+            return "a callback raised"
+        died = [value for value in vars(self.nodes[index]).values()
+                if isinstance(value, threading.Thread) and value in self._died_threads]
+        return f"its thread {died[0].name} ended on an exception" if died else None
+
+    def _supervise(self) -> bool:
+        """Destroy the nodes that died, restart those whose back-off is over; False once one is given up."""
+        if self._shared_executor:
+            return all(spinner.is_alive() for spinner in self._spinners)
+        now = time.monotonic()
+        for index in range(len(self.nodes)):
+            if index in self._restart_due:
+                if now >= self._restart_due[index] and not self._restart(index):
+                    return False
+                continue
+            why = self._why_dead(index)
+            if why is not None and not self._schedule_restart(index, why):
+                return False
+        return True
+
+    def _schedule_restart(self, index: int, why: str) -> bool:
+        """Stop and destroy the dead node, keeping it for AFTER_RESTART; False when it is not restarted."""
+        node = self.nodes[index]
+        self.outages.append(Outage(self._names[index], why, time.monotonic()))
+        self.executors[index].shutdown()
+        self._died_threads.difference_update(value for value in vars(node).values() if isinstance(value, threading.Thread))
+        try:
+            node.destroy_node()
+        except Exception as error:  # what is left of a dead node may fail to stop; it is gone all the same
+            self._logger.warning(f"{self._names[index]}: destroying the dead node failed ({type(error).__name__}: {error})")
+        return self._back_off(index, why)
+
+    def _back_off(self, index: int, why: str) -> bool:
+        """Set the destroyed node's restart time; False (and given up) past its budget or without a spec."""
+        name, spec = self._names[index], self._specs[index]
+        if spec is None or self.restarts[name] >= self.restart_policy.max_restarts:
+            self.given_up.append(name)
+            self._logger.error(f"{name} died ({why}) and is not restarted: "
+                               + ("it was not composed from a NodeSpec" if spec is None else
+                                  f"it was restarted {self.restarts[name]} times already "
+                                  f"(RestartPolicy.max_restarts {self.restart_policy.max_restarts}); giving up on it"))
+            self._restart_due[index] = float("inf")
+            return False
+        delay = self.restart_policy.delay_s(self.restarts[name])
+        self._logger.error(f"{name} died ({why}); restart {self.restarts[name] + 1} of at most "
+                           f"{self.restart_policy.max_restarts} in {delay:.2f} s, the other nodes keep running")
+        self._restart_due[index] = time.monotonic() + delay
+        return True
+
+    def _restart(self, index: int) -> bool:
+        """Create the node again from its spec, hand it what survives (AFTER_RESTART) and spin it;
+        False when its start failed once too often."""
+        dead, spec, name = self.nodes[index], self._specs[index], self._names[index]
+        self.restarts[name] += 1
+        del self._restart_due[index]
+        try:
+            node = spec.create(context=self.context)
+        except Exception as error:  # counts as another death: the back-off goes on
+            return self._back_off(index, f"restart {self.restarts[name]} failed: {type(error).__name__}: {error}")
+        survived = AFTER_RESTART.get(name, lambda dead, restarted: "it starts afresh from its parameters")(dead, node)
+        statistics = getattr(node, "statistics", None)
+        if statistics is not None and getattr(dead, "statistics", None) is not None:
+            statistics.continue_from(dead.statistics, failed=1)
+        node.get_logger().warning(f"restarted by the bringup ({self.restarts[name]} of at most "
+                                  f"{self.restart_policy.max_restarts}): {survived}")
+        executor = SingleThreadedExecutor(context=self.context)
+        executor.add_node(node)
+        self.nodes[index], self.executors[index] = node, executor
+        self._spinners[index] = self._start_spinner(executor)
+        next(outage for outage in reversed(self.outages) if outage.node == name).restarted_s = time.monotonic()
+        return True
 
     def shutdown(self) -> None:
         """Stop and destroy every node; a bag recorder (with an executor of its own) last, so it
         records what the others publish while they stop (their final statistics)."""
+        if threading.excepthook == self._on_thread_exception:
+            threading.excepthook = self._previous_excepthook
         recorders = [] if self._shared_executor else [
-            (node, executor) for node, executor in zip(self.nodes, self.executors) if node.get_name() == "bag_recorder"]
+            (node, executor) for index, (node, executor) in enumerate(zip(self.nodes, self.executors))
+            if self._names[index] == "bag_recorder" and index not in self._restart_due]
         # Stop the executors first so no callback runs on a node being destroyed.
         for executor in self.executors:
             if all(executor is not recorder_executor for _, recorder_executor in recorders):
                 executor.shutdown()
-        for node in self.nodes:
-            if all(node is not recorder for recorder, _ in recorders):
+        for index, node in enumerate(self.nodes):
+            if index not in self._restart_due and all(node is not recorder for recorder, _ in recorders):
                 node.destroy_node()
         if recorders:
             time.sleep(RECORDER_GRACE_S)

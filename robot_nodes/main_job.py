@@ -171,7 +171,8 @@ def simulate_and_record(bag: Path, duration: float, scenario: str | None, seed: 
                    extra={"duration": duration, "lockstep timeouts": dict(world.lockstep_timeouts),
                           "real-time factor": real_time_factor,
                           "mixed-reality scene": mixed_reality_scene or "none (uplink off)",
-                          "language model": "on" if llm else "off"})
+                          "language model": "on" if llm else "off",
+                          "node restarts": dict(bringup.restarts) or "none"})
     published = collections.Counter(world.published)
     return SimulationRun(published, time.perf_counter() - started, simulated, info,
                          questioner.unanswered() if questioner else [])

@@ -116,6 +116,8 @@ class NodeStatisticsPublisher:
         self._started = time.monotonic()
         self._processing_times_ms: list[float] = []
         self._input_stamps: list[Time] = []
+        self._carried = ProcessingCounts(0, 0)
+        """Counts of this node's previous instances (continue_from)."""
         self.publisher = node.create_publisher(NodeStatistics, topics.NODE_STATISTICS, STATISTICS_QOS)
         self._timer = node.create_timer(PUBLISH_PERIOD_S, self.publish, clock=Clock(clock_type=ClockType.STEADY_TIME))
 
@@ -125,15 +127,31 @@ class NodeStatisticsPublisher:
             self._processing_times_ms.append(processing_time_ms)
             self._input_stamps.append(stamp)
 
+    def totals(self) -> ProcessingCounts:
+        """The counts so far, with the guard's rejections and those of the node's previous instances."""
+        with self.lock:
+            counts, carried = self._counts(), self._carried
+            return ProcessingCounts(counts.received + carried.received, counts.processed + carried.processed,
+                                    counts.dropped + carried.dropped, counts.failed + carried.failed,
+                                    counts.rejected + self.inputs.rejected_total() + carried.rejected)
+
+    def continue_from(self, previous: NodeStatisticsPublisher, failed: int) -> None:
+        """After a restart (robot_nodes.bringup): the counts go on from the dead instance's `previous`,
+        with `failed` more inputs (the one it died on)."""
+        counts = previous.totals()
+        with self.lock:
+            self._carried = ProcessingCounts(counts.received, counts.processed, counts.dropped,
+                                             counts.failed + failed, counts.rejected)
+
     def publish(self) -> None:
         """Publish the counts so far and the samples recorded since the previous message."""
         with self.lock:
-            counts = self._counts()
+            counts = self.totals()
             message = NodeStatistics(
                 header=Header(stamp=self._node.get_clock().now().to_msg()), node=self._node.get_name(),
                 wall_time=time.monotonic() - self._started, cpu_time=self.cpu.seconds,
                 received=counts.received, processed=counts.processed, dropped=counts.dropped,
-                rejected=counts.rejected + self.inputs.rejected_total(), failed=counts.failed,
+                rejected=counts.rejected, failed=counts.failed,
                 processing_times_ms=self._processing_times_ms, input_stamps=self._input_stamps)
             self._processing_times_ms, self._input_stamps = [], []
         self.publisher.publish(message)

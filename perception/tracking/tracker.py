@@ -9,7 +9,6 @@ no track's gate (a split or duplicate box on a tracked object would otherwise st
 """
 from __future__ import annotations
 
-import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -92,7 +91,9 @@ class MultiObjectTracker:
         self._initial_covariance = np.array([np.diag([m.position_std ** 2, m.position_std ** 2, m.yaw_std ** 2,
                                                       m.initial_speed_std ** 2, m.initial_yaw_rate_std ** 2])
                                              for m in models])
-        self._next_id = itertools.count(1)
+        self.next_id = 1
+        """The id the next new track gets; ids count up and are never reused, also across reset()
+        (a restarted node sets it from its previous instance's)."""
         self.counters = TrackerCounters()
         """Cumulative counts, for diagnostics."""
         self.reset()
@@ -293,10 +294,11 @@ class MultiObjectTracker:
         class_scores[np.arange(count), labels] = scores
         new = {"state": states, "covariance": self._initial_covariance[groups], "size": boxes[:, 3:6],
                "z": boxes[:, 2], "group": groups, "class_scores": class_scores,
-               "object_id": np.array([next(self._next_id) for _ in range(count)], dtype=np.int64),
+               "object_id": np.arange(self.next_id, self.next_id + count, dtype=np.int64),
                "birth_stamp": np.full(count, stamp), "last_hit_stamp": np.full(count, stamp),
                "hits": np.ones(count, dtype=np.int64), "frames": np.ones(count, dtype=np.int64),
                "confirmed": np.zeros(count, dtype=bool), "existence": scores.copy()}
+        self.next_id += count
         self._tracks = {name: np.concatenate([column, new[name]]) for name, column in self._tracks.items()}
         self.counters.births += count
 
