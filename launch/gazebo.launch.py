@@ -36,6 +36,7 @@ def launch_nodes(context):
     return [Node(package=bridge.package, executable=bridge.executable, name=bridge.name, output="screen",
                  parameters=[bridge.parameters])] + [
         Node(package="edge_robot_runtime", executable=spec.executable, name=spec.name, output="screen",
+             **graph.LAUNCH_RESPAWN,
              parameters=[str(spec.parameter_file), spec.parameters], remappings=list(spec.remappings))
         for spec in specs]
 

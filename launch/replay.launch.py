@@ -21,6 +21,7 @@ def launch_nodes(context):
                                predictor=LaunchConfiguration("predictor").perform(context).lower() == "true",
                                predictor_model=LaunchConfiguration("predictor_model").perform(context) or None)
     return [Node(package="edge_robot_runtime", executable=spec.executable, name=spec.name, output="screen",
+                 **graph.LAUNCH_RESPAWN,
                  parameters=[str(spec.parameter_file), spec.parameters], remappings=list(spec.remappings))
             for spec in specs]
 

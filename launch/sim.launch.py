@@ -32,6 +32,7 @@ def launch_nodes(context):
     llm_model = LaunchConfiguration("llm_model").perform(context) or None
     return [
         Node(package="edge_robot_runtime", executable=spec.executable, name=spec.name, output="screen",
+             **graph.LAUNCH_RESPAWN,
              parameters=[str(spec.parameter_file), spec.parameters], remappings=list(spec.remappings))
         for spec in graph.simulation_graph(scenario, seed, real_time_factor, detector=detector,
                                            detector_model=detector_model, predictor=predictor,

@@ -46,6 +46,14 @@ class NodeSpec:
         return node_class(cli_args=self.ros_arguments(), **node_options)
 
 
+LAUNCH_RESPAWN = {"respawn": True, "respawn_delay": 2.0, "respawn_max_retries": 5}
+"""launch_ros Node arguments of every node of ours the launch files start (on a robot, one process per
+node): a node process that exits is started again after respawn_delay seconds, at most
+respawn_max_retries times (launch has a fixed delay, no back-off; the pip bringup's RestartPolicy
+doubles it). A respawned process starts afresh from its parameters: unlike in the bringup, the
+tracker's ids start at 1 again (it logs its start, and its tracks start afresh)."""
+
+
 def _ros_literal(value) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"

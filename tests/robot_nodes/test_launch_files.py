@@ -184,6 +184,15 @@ def test_the_nodes_run_on_the_simulated_clock_except_on_a_robot(monkeypatch, fil
     assert clocked and all(node["parameters"][1]["use_sim_time"] is use_sim_time for node in clocked)
 
 
+@pytest.mark.parametrize("file_name, arguments", LAUNCHES, ids=[f"{name}-{i}" for i, (name, _) in enumerate(LAUNCHES)])
+def test_every_launched_node_of_ours_is_respawned_after_a_delay_a_bounded_number_of_times(monkeypatch, file_name,
+                                                                                       arguments):
+    _, nodes = run_launch_file(monkeypatch, file_name, arguments)
+    for node in our_nodes(nodes):
+        assert node["respawn"] is True, node["name"]
+        assert 0.0 < node["respawn_delay"] <= 60.0 and node["respawn_max_retries"] >= 1, node["name"]
+
+
 def test_the_robot_launch_remaps_the_contract_to_the_robots_own_topics_exactly_as_given(monkeypatch):
     declared, on_contract = run_launch_file(monkeypatch, "robot.launch.py", EVERYTHING)
     for argument, contract_topic in graph.ROBOT_TOPIC_ARGUMENTS.items():
