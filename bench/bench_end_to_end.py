@@ -299,7 +299,7 @@ def run_stack(duration: float, llm: bool, load_before: float) -> RunResult:
             end_wall, _ = marks.setdefault("end", (now, simulated))
             return now - end_wall > STATISTICS_SETTLE_S
         try:
-            bringup.spin_until(done)  # also returns when an executor thread died (a node raised)
+            bringup.spin_until(done)  # also returns when the bringup gave up on a node that kept dying
         finally:
             bringup.shutdown()
     if "first step" not in marks:

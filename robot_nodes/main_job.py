@@ -118,7 +118,7 @@ class SimulationRun:
     wall_s: float
     """Wall seconds of the simulation and recording."""
     simulated_s: float
-    """Simulated seconds reached (less than asked when a node's executor died and the run stopped early)."""
+    """Simulated seconds reached (less than asked when the bringup gave up on a node and the run stopped early)."""
     info: RunInfo
     """The run's configuration, for the evaluation."""
     unanswered: list[str] = field(default_factory=list)
@@ -158,7 +158,7 @@ def simulate_and_record(bag: Path, duration: float, scenario: str | None, seed: 
             answered = questioner is None or questioner.finished
             return (answered and past > STATISTICS_SETTLE_S) or past > LLM_ANSWER_TIMEOUT_S
         try:
-            bringup.spin_until(done)  # also returns when an executor thread died (a node raised)
+            bringup.spin_until(done)  # also returns when the bringup gave up on a node that kept dying
             simulated = bringup.sim_time
             world = bringup.node("sim_world")
             detector_node = bringup.node("lidar_detector") if detector else None
@@ -325,7 +325,7 @@ def main(argv: list[str] | None = None) -> int:
     stopped_early = run.simulated_s < options.duration
     if stopped_early:
         report.summary = (f"**The run stopped early, at {run.simulated_s:.1f} of {options.duration:g} simulated s: "
-                          "a node raised (its traceback is in the log).**")
+                          "a node kept dying and the bringup gave up on it (its tracebacks are in the log).**")
     files = write_report(report, run_dir)
     print("\n".join(f"{key}: {format_metric(report.metrics[key])}" for key in report.overview))
     print(f"report: {files.html} (and {files.markdown.name}); bag: {bag}")
