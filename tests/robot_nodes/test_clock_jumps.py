@@ -1,7 +1,8 @@
 """Clock jumps over real rclpy: each node that keeps time-dependent state is driven on /clock (or on
 stamped inputs) with inputs, then time jumps back (a bag loop, a simulator reset) and forward (a
 seek); the node resets that state explicitly, logs one warning per jump, raises nothing and serves
-the next messages. The trajectory predictor's reset on detections going back is in
+the next messages. The bag recorder has nothing to reset: it records on, each message at the
+clock of its reception (a looped /clock gives a bag whose times go back). The trajectory predictor's reset on detections going back is in
 test_trajectory_predictor.py (test_time_going_backwards_resets_the_tracks)."""
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ import test_onboard_llm_node
 from mixed_reality.stream import scaled_intrinsics
 from perception.objects import Box3D, DetectedObject, ObjectClass
 from robot_nodes import graph, topics
+from robot_nodes.bags import BagReader
 from robot_nodes.conversions import (camera_info_from_intrinsics, detected_objects_to_msg, make_odometry,
                                      numpy_to_image, se3_to_pose, seconds_to_stamp, stamp_to_seconds)
 from ros_helpers import spinning, wait_until
@@ -189,3 +191,21 @@ def test_the_language_model_forgets_the_scene_on_each_jump_and_answers_the_next_
     assert node.failed == 0
     assert warnings_about(capfd, "the scene picture reset") == 2
 
+
+
+def test_the_recorder_records_on_across_the_jumps_at_the_clock_of_reception(context, tmp_path):
+    bag = tmp_path / "looped"
+    recorder = graph.bag_recorder(str(bag), ["/looped"], use_sim_time=True).create(context=context)
+    source, clock = Node("source", context=context), ClockDriver(context)
+    publisher = source.create_publisher(String, "/looped", 10)
+    with spinning(context, recorder, source, clock):
+        assert wait_until(lambda: recorder.subscribed_topics == {"/looped"} and publisher.get_subscription_count())
+        for jump in (None, JUMP_BACK_TO, JUMP_BACK_TO + JUMP_FORWARD_S):
+            clock.set(jump or clock.now, recorder)
+            count = recorder.message_counts["/looped"]
+            publisher.publish(String(data=f"at {clock.now:g} s"))
+            assert wait_until(lambda: recorder.message_counts["/looped"] == count + 1)
+    assert recorder.finished.is_set()
+    with BagReader(bag) as reader:
+        times = sorted(round(stamp * 1e-9, 3) for _, _, stamp, _ in reader.messages())
+    assert times == [JUMP_BACK_TO, 10.0, JUMP_BACK_TO + JUMP_FORWARD_S]
