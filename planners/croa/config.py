@@ -129,8 +129,8 @@ class CroaConfig:
     """Wall seconds one planning cycle may take: each solve is given what is left of it as the
     solver's time limit, and a cycle that runs past it gives the braking fallback (its plan would
     come too late to follow). Generous by default: on 2 busy cores a cycle takes well under 1 s (the
-    main job's p99 215 ms), but the first solve compiles the problem (seconds; croa_planner does it
-    in its warm-up)."""
+    main job's p99 215 ms). The first cycle of a planner, whose solve compiles the problem, has no
+    budget (croa_planner plans once in its warm-up)."""
 
     def __post_init__(self) -> None:
         check_ranges(self)

@@ -89,14 +89,15 @@ class CroaPlanner:
 
         best_cost, iterations, obstacle_ids, status = math.inf, 0, [], "not run"
         solution = None
+        budget = config.time_budget if problem.compiled else math.inf  # compiling is not planning
         for iterations in range(1, config.ccp_iterations + 1):
             obstacle_ids = self._set_data(scene, obstacles, target, origin, point)
-            left = config.time_budget - (time.perf_counter() - started)
+            left = budget - (time.perf_counter() - started)
             try:
-                status = problem.solve(time_limit=max(left, 0.0))
+                status = problem.solve(time_limit=max(left, 0.0) if math.isfinite(left) else None)
             except Exception as error:  # solver failure: the cycle must still answer
                 status = f"solver error: {type(error).__name__}: {error}"
-            if time.perf_counter() - started > config.time_budget:
+            if time.perf_counter() - started > budget:
                 status = f"over the time budget ({config.time_budget:g} s) in iteration {iterations} (status {status})"
                 solution = None  # a plan this late is not followed
                 break

@@ -62,6 +62,8 @@ class CroaProblem:
         self.occlusion_pairs = config.occlusion_poses * config.target_samples * config.max_occluders
         self.occlusion_steps = np.linspace(steps, 0, config.occlusion_poses, endpoint=False)[::-1].round().astype(int)
         """Horizon indices of the poses from which sight lines are scored, ascending, the last = T."""
+        self.compiled = False
+        """Whether a solve has run: cvxpy compiles the problem on the first (seconds)."""
         self._build()
 
     # --- construction ------------------------------------------------------------------------
@@ -266,6 +268,7 @@ class CroaProblem:
         with warnings.catch_warnings():  # 'solution may be inaccurate': the status says so
             warnings.simplefilter("ignore", UserWarning)
             self.problem.solve(solver=self.config.solver, warm_start=warm_start, **options)
+        self.compiled = True
         return self.problem.status
 
 

@@ -120,7 +120,7 @@ def test_every_injected_croa_solver_failure_brakes_in_its_cycle_and_says_why(con
 
 
 def test_a_real_clarabel_solve_cut_by_the_time_budget_gives_the_braking_plan():
-    config = CroaConfig(horizon=12, time_budget=60.0)  # the first solve compiles the problem: seconds when busy
+    config = CroaConfig(horizon=12)
     planner = CroaPlanner(config)
     centerline = np.column_stack([np.linspace(-20.0, 120.0, 71), np.zeros(71)])
     truck = Obstacle.standing(Box3D((20.0, -3.5, 1.75), TRUCK, 0.0), config.horizon, 7)
