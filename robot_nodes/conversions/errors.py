@@ -20,13 +20,20 @@ def located_at(location: str) -> Iterator[None]:
         raise MalformedMessageError(f"{location}: {error}") from error
 
 
+LARGEST_MAGNITUDE = 1e12
+"""Largest |value| a checked field may hold (10^12 m is far beyond any map, 10^12 m/s beyond any
+speed): past it the squares and products the nodes compute overflow to inf and NaN."""
+
+
 def require_finite(field: str, values: np.ndarray | float) -> None:
-    """Raises naming `field` (and the first bad row of a 2-D array) unless every value is finite."""
+    """Raises naming `field` (and the first bad row of a 2-D array) unless every value is finite and
+    within ±LARGEST_MAGNITUDE."""
     values = np.asarray(values, dtype=np.float64)
-    finite = np.isfinite(values)
-    if finite.all():
-        return
-    if values.ndim == 2:
-        row = int(np.flatnonzero(~finite.all(axis=1))[0])
-        raise MalformedMessageError(f"{field}[{row}] is not finite: {values[row].tolist()}")
-    raise MalformedMessageError(f"{field} is not finite: {values.tolist()}")
+    for good, problem in ((np.isfinite(values), "is not finite"),
+                          (np.abs(values) <= LARGEST_MAGNITUDE, f"is beyond ±{LARGEST_MAGNITUDE:g}")):
+        if good.all():
+            continue
+        if values.ndim == 2:
+            row = int(np.flatnonzero(~good.all(axis=1))[0])
+            raise MalformedMessageError(f"{field}[{row}] {problem}: {values[row].tolist()}")
+        raise MalformedMessageError(f"{field} {problem}: {values.tolist()}")
