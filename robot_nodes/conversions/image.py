@@ -42,6 +42,9 @@ PIXEL_FORMATS = {
 }
 """The supported encodings (sensor_msgs/image_encodings names)."""
 
+LARGEST_IMAGE_SIDE = 16384
+"""Widest or tallest camera a CameraInfo may describe: renders and buffers are sized from it."""
+
 _DISTORTION_MODELS = {5: "plumb_bob", 8: "rational_polynomial"}
 """CameraInfo distortion model by number of coefficients."""
 
@@ -104,7 +107,8 @@ def camera_info_from_intrinsics(K: np.ndarray, width: int, height: int, header: 
 
 def intrinsics_from_camera_info(msg: CameraInfo) -> tuple[np.ndarray, int, int]:
     """(K, width, height); MalformedMessageError unless K is a finite camera matrix with fx, fy > 0
-    (an all-zero K marks an uncalibrated camera) and the image size is positive."""
+    (an all-zero K marks an uncalibrated camera) and the image size is positive and at most
+    LARGEST_IMAGE_SIDE a side."""
     K = np.array(msg.k, dtype=np.float64).reshape(3, 3)
     if not np.isfinite(K).all():
         raise MalformedMessageError(f"CameraInfo: k is not finite: {K.reshape(-1).tolist()}")
@@ -114,4 +118,7 @@ def intrinsics_from_camera_info(msg: CameraInfo) -> tuple[np.ndarray, int, int]:
         raise MalformedMessageError(f"CameraInfo: k's last row is {K[2].tolist()}, not [0, 0, 1]")
     if msg.width == 0 or msg.height == 0:
         raise MalformedMessageError(f"CameraInfo: image size {msg.width}x{msg.height} is empty")
+    if max(msg.width, msg.height) > LARGEST_IMAGE_SIDE:
+        raise MalformedMessageError(f"CameraInfo: image size {msg.width}x{msg.height} exceeds {LARGEST_IMAGE_SIDE} "
+                                    "pixels a side")
     return K, int(msg.width), int(msg.height)
