@@ -7,6 +7,7 @@ from typing import Callable
 
 import rclpy
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.impl.implementation_singleton import rclpy_implementation as _rclpy
 from rclpy.node import Node
 
 from robot_nodes.parameters import ParameterError
@@ -45,7 +46,10 @@ def run_node(node_factory: Callable[[], Node], args: list[str] | None = None) ->
     node = None
     try:
         set_up_ros_access()
-        rclpy.init(args=sys.argv if args is None else args)
+        try:
+            rclpy.init(args=sys.argv if args is None else args)
+        except _rclpy.RCLError as error:  # e.g. a parameter file rcl cannot parse; its text names the file
+            raise StartupError(f"cannot start: {str(error).split(', at /')[0]}") from None
         node = node_factory()
         executor = SingleThreadedExecutor()
         executor.add_node(node)
