@@ -162,7 +162,12 @@ class TrajectoryPredictorNode(Node):
                                       throttle_duration_sec=LOG_PERIOD_S)
             return
         try:
-            tracks = self.tracker.update(_into_frame(detections, frame_pose), stamp)
+            detections = _into_frame(detections, frame_pose)
+        except ValueError as error:  # a sensor frame that rolls or pitches against the tracking frame (camera_optical)
+            self.counters.rejected += 1
+            raise MalformedMessageError(f"detections in {message.header.frame_id!r}: {error}") from None
+        try:
+            tracks = self.tracker.update(detections, stamp)
         except TrackerInputError as error:
             self.counters.rejected += 1
             raise MalformedMessageError(str(error)) from None
