@@ -215,6 +215,7 @@ class GsrmrUplinkNode(Node):
         started = time.perf_counter()
         self.counters.received += 1
         try:
+            stamp_to_seconds(message.header.stamp)  # the worker needs it: a bad stamp is rejected here
             rgb = image_to_numpy(message)
             if message.encoding not in ("rgb8", "bgr8"):
                 raise MalformedMessageError(f"Image: encoding '{message.encoding}' is not a colour image (rgb8, bgr8)")
