@@ -13,7 +13,7 @@ child process, as the main job composes them. The player leaves out what those n
 themselves, so each topic has one publisher. Every SAMPLE_PERIOD_S this process reads the child's
 VmRSS and thread count (/proc/<pid>/status) and its open descriptors (/proc/<pid>/fd), and counts the
 child's ERROR and FATAL log lines and Python tracebacks (its whole log is kept in
-out/soak/stack.log). Growth is measured from the end of the warm-up (the detector's and the
+out/soak/stack-<UTC time>.log). Growth is measured from the end of the warm-up (the detector's and the
 renderer's allocators, caches and queues fill during the first minutes) to the end: resident memory
 in %, descriptors and threads as differences. Prints a Markdown block and (unless --no-docs) writes
 it into docs/benchmarks.md under SOAK_HEADING, with the series in docs/images/soak.png.
@@ -24,7 +24,6 @@ import argparse
 import json
 import re
 import shlex
-import signal
 import subprocess
 import sys
 import threading
@@ -52,7 +51,7 @@ SAMPLE_PERIOD_S = 10.0
 GOAL_RSS_GROWTH = 0.05
 """Goal: resident memory at the end at most this share above its value at the end of the warm-up."""
 STOP_TIMEOUT_S = 60.0
-"""Wall seconds the stack gets to stop after SIGINT before it is killed."""
+"""Wall seconds the stack gets to stop (once its stdin is closed) before it is killed."""
 ERROR_LINE = re.compile(r"^\[(ERROR|FATAL)\]|^Traceback \(most recent call last\)")
 """A log line that counts as an error: rcutils' ERROR/FATAL lines and Python tracebacks."""
 KEPT_ERROR_LINES = 10
@@ -84,7 +83,9 @@ def stack_specs(bag: Path) -> list:
 
 
 def run_stack(bag: Path) -> int:
-    """Spin the stack until SIGINT; then print SUMMARY_PREFIX + JSON of each node's last statistics."""
+    """Spin the stack until its stdin closes (or Ctrl-C); then print SUMMARY_PREFIX + JSON of each
+    node's last statistics. A closed stdin stops it on a running context, as a run's end does, so
+    the nodes stop and publish their last statistics normally."""
     from rclpy.node import Node
 
     from edge_robot_msgs.msg import NodeStatistics
@@ -99,7 +100,9 @@ def run_stack(bag: Path) -> int:
                                  lambda message: latest.__setitem__(message.node, message), STATISTICS_QOS)
     bringup.add_node(listener)
     try:
-        bringup.spin_until(lambda: False)  # returns only when a node's executor thread died
+        stdin_closed = threading.Event()
+        threading.Thread(target=lambda: (sys.stdin.read(), stdin_closed.set()), daemon=True).start()
+        bringup.spin_until(stdin_closed.is_set)  # or until the bringup gave up on a node
     except KeyboardInterrupt:
         pass
     finally:
@@ -166,19 +169,24 @@ class SoakResult:
     """The stack process's."""
     ran_to_end: bool
     """False when the stack stopped by itself before the end (a node the bringup gave up on, a crash)."""
+    stop_s: float | None
+    """Wall seconds the stack took to stop once told; None when it had stopped by itself."""
+    killed: bool
+    """It did not stop within STOP_TIMEOUT_S and was killed (its summary is then missing)."""
 
 
 def soak(bag: Path, minutes: float) -> SoakResult:
     """Run the stack on `bag` for `minutes`, sampling it every SAMPLE_PERIOD_S."""
     LOG_DIR.mkdir(parents=True, exist_ok=True)
-    log = StackLog(LOG_DIR / "stack.log")
+    log = StackLog(LOG_DIR / f"stack-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}.log")
     with open(log.path, "w") as log_file:
         child = subprocess.Popen([sys.executable, __file__, "--run-stack", "--bag", str(bag)], cwd=REPO_ROOT,
-                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, bufsize=1)
+                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                 bufsize=1)
         readers = [log.follow(child.stdout, log_file), log.follow(child.stderr, log_file)]
         started = time.monotonic()
         samples: list[Sample] = []
-        ran_to_end = True
+        ran_to_end, stop_s, killed = True, None, False
         while time.monotonic() - started < 60.0 * minutes:
             if child.poll() is not None:
                 ran_to_end = False
@@ -189,15 +197,18 @@ def soak(bag: Path, minutes: float) -> SoakResult:
                   f"{log.errors} errors", flush=True)
             time.sleep(SAMPLE_PERIOD_S - (time.monotonic() - started) % SAMPLE_PERIOD_S)
         if child.poll() is None:
-            child.send_signal(signal.SIGINT)
+            child.stdin.close()
+            stopping = time.monotonic()
             try:
                 child.wait(STOP_TIMEOUT_S)
             except subprocess.TimeoutExpired:
                 child.kill()
                 child.wait()
+                killed = True
+            stop_s = time.monotonic() - stopping
         for reader in readers:
             reader.join()
-    return SoakResult(samples, log, child.returncode, ran_to_end)
+    return SoakResult(samples, log, child.returncode, ran_to_end, stop_s, killed)
 
 
 @dataclass(frozen=True)
@@ -260,7 +271,11 @@ def report(result: SoakResult, bag: Path, minutes: float, warm_up_minutes: float
              f"{warm_up_minutes:g} min.", ""]
     if not result.ran_to_end:
         lines += [f"**The stack stopped by itself after {ran:.1f} of {minutes:g} minutes "
-                  f"(exit code {result.exit_code}; see out/soak/stack.log).**", ""]
+                  f"(exit code {result.exit_code}; see {result.log.path.relative_to(REPO_ROOT)}).**", ""]
+    if result.killed:
+        lines += [f"**The stack did not stop within {STOP_TIMEOUT_S:g} s of being told and was killed.**", ""]
+    elif result.stop_s is not None:
+        lines += [f"Once told, the stack stopped in {result.stop_s:.1f} s (exit code {result.exit_code}).", ""]
     if growth is None:
         lines += ["**The run ended before the warm-up did: no growth figures.**", ""]
     else:
