@@ -207,7 +207,10 @@ class Bringup:
         return f"its thread {died[0].name} ended on an exception" if died else None
 
     def _supervise(self) -> bool:
-        """Destroy the nodes that died, restart those whose back-off is over; False once one is given up."""
+        """Destroy the nodes that died, restart those whose back-off is over; False once one is given
+        up, or once rclpy was shut down (Ctrl-C: its signal handler shuts the context down)."""
+        if not self.context.ok():
+            return False
         if self._shared_executor:
             return all(spinner.is_alive() for spinner in self._spinners)
         now = time.monotonic()
@@ -226,11 +229,13 @@ class Bringup:
         node = self.nodes[index]
         self.outages.append(Outage(self._names[index], why, time.monotonic()))
         self.executors[index].shutdown()
-        self._died_threads.difference_update(value for value in vars(node).values() if isinstance(value, threading.Thread))
+        self._died_threads.difference_update(value for value in vars(node).values()
+                                             if isinstance(value, threading.Thread))
         try:
             node.destroy_node()
         except Exception as error:  # what is left of a dead node may fail to stop; it is gone all the same
-            self._logger.warning(f"{self._names[index]}: destroying the dead node failed ({type(error).__name__}: {error})")
+            self._logger.warning(f"{self._names[index]}: destroying the dead node failed "
+                                 f"({type(error).__name__}: {error})")
         return self._back_off(index, why)
 
     def _back_off(self, index: int, why: str) -> bool:
