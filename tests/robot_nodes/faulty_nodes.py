@@ -64,5 +64,6 @@ class FaultyTrajectoryPredictor(FaultInjection, TrajectoryPredictorNode):
 
 def faulty(spec: NodeSpec) -> NodeSpec:
     """`spec` composed with its faulty class from this module."""
-    classes = {"lane_keeping_controller": FaultyLaneKeepingController, "trajectory_predictor": FaultyTrajectoryPredictor}
+    classes = {"lane_keeping_controller": FaultyLaneKeepingController,
+               "trajectory_predictor": FaultyTrajectoryPredictor}
     return replace(spec, node_class=f"{__name__}:{classes[spec.name].__name__}")
