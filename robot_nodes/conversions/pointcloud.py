@@ -78,9 +78,10 @@ def pointcloud2_to_xyzi(msg: PointCloud2, fields: Sequence[str] = XYZI_FIELDS,
                            "itemsize": msg.point_step})
         records = np.ndarray((msg.height, msg.width), dtype=record, buffer=msg.data,
                              strides=(msg.row_step, msg.point_step))
-        for column, name in enumerate(fields):
-            if name in layout:
-                points[:, :, column] = records[name]
+        with np.errstate(over="ignore"):  # float64 values beyond float32 become ±inf: dropped below, as documented
+            for column, name in enumerate(fields):
+                if name in layout:
+                    points[:, :, column] = records[name]
     points = points.reshape(-1, len(fields))
     # Column by column: numpy reduces a short last axis (isfinite(...).all(axis=1)) ten times slower.
     finite = np.ones(len(points), dtype=bool)
