@@ -29,6 +29,9 @@ cache = test_onboard_llm_node.cache
 
 RATE_HZ = 100.0
 """Inputs per second in the floods."""
+FAST_RATE_HZ = 1000.0
+"""Inputs per second for the nodes that keep up with 100 Hz on an idle machine (the uplink's
+decision and a small render take under 10 ms)."""
 WARM_UP_S = 2.0
 """Seconds of flooding before the resident memory is first measured."""
 MAX_GROWTH = 0.05
@@ -51,15 +54,15 @@ class StatisticsListener(Node):
                                  lambda message: self.newest.__setitem__(message.node, message), 100)
 
 
-def flood(publish, seconds: float) -> tuple[int, int]:
-    """Calls publish(index) at RATE_HZ for `seconds`; (resident bytes after WARM_UP_S, at the end)."""
+def flood(publish, seconds: float, rate: float = RATE_HZ) -> tuple[int, int]:
+    """Calls publish(index) at `rate` for `seconds`; (resident bytes after WARM_UP_S, at the end)."""
     started, index, warm = time.monotonic(), 0, None
     while (elapsed := time.monotonic() - started) < seconds:
         if warm is None and elapsed >= WARM_UP_S:
             warm = resident_bytes()
         publish(index)
         index += 1
-        time.sleep(max(0.0, started + index / RATE_HZ - time.monotonic()))
+        time.sleep(max(0.0, started + index / rate - time.monotonic()))
     return warm, resident_bytes()
 
 
@@ -91,7 +94,7 @@ def test_clouds_at_100_hz_keep_the_detector_bounded_counted_and_flat_in_memory(c
           f"RSS {warm / 2**20:.0f} -> {end / 2**20:.0f} MiB")
 
 
-def test_frames_at_100_hz_keep_the_uplink_bounded_counted_and_flat_in_memory(context, scene_file):
+def test_frames_at_1000_hz_keep_the_uplink_bounded_counted_and_flat_in_memory(context, scene_file):
     node, harness = uplink_node(context, scene_file, **{"policy.window": 50}), RobotHarness(context)
     listener = StatisticsListener(context)
     frame = true_frame(scene_file, vehicle=True)
@@ -99,10 +102,10 @@ def test_frames_at_100_hz_keep_the_uplink_bounded_counted_and_flat_in_memory(con
         assert wait_until(lambda: harness.image.get_subscription_count() > 0)
         harness.publish_mount()
         assert wait_until(lambda: node.frame_poses.has_mount("base_link", "camera_optical"))
-        warm, end = flood(lambda index: harness.publish_frame(1.0 + index / RATE_HZ, frame), 6.0)
+        warm, end = flood(lambda index: harness.publish_frame(1.0 + index / FAST_RATE_HZ, frame), 6.0, FAST_RATE_HZ)
         counters = node.counters
         assert wait_until(lambda: test_gsrmr_nodes.settled(node))
-        assert counters.received >= 0.5 * 6.0 * RATE_HZ and counters.dropped_frames > 0
+        assert counters.received >= 6.0 * RATE_HZ and counters.dropped_frames > 0
         assert wait_until(lambda: reported_drops(listener, "gsrmr_uplink", counters.dropped_frames))
         decided = counters.decided
         harness.publish_frame(100.0, frame)
@@ -113,7 +116,7 @@ def test_frames_at_100_hz_keep_the_uplink_bounded_counted_and_flat_in_memory(con
           f"RSS {warm / 2**20:.0f} -> {end / 2**20:.0f} MiB")
 
 
-def test_poses_at_100_hz_keep_the_server_queue_bounded_counted_and_flat_in_memory(context, scene_file):
+def test_poses_at_1000_hz_keep_the_server_queue_bounded_counted_and_flat_in_memory(context, scene_file):
     node, harness = server_node(context, scene_file), RemoteHarness(context)
     listener = StatisticsListener(context)
     pose = se3_to_pose(camera_to_odom())
@@ -125,11 +128,11 @@ def test_poses_at_100_hz_keep_the_server_queue_bounded_counted_and_flat_in_memor
         most_waiting = [0]
 
         def publish(index: int) -> None:
-            harness.pose.publish(PoseStamped(header=Header(stamp=seconds_to_stamp(1.0 + index / RATE_HZ),
+            harness.pose.publish(PoseStamped(header=Header(stamp=seconds_to_stamp(1.0 + index / FAST_RATE_HZ),
                                                            frame_id="odom"), pose=pose))
             most_waiting[0] = max(most_waiting[0], len(node._poses))
 
-        warm, end = flood(publish, 6.0)
+        warm, end = flood(publish, 6.0, FAST_RATE_HZ)
         counters = node.counters
         assert wait_until(lambda: counters.poses == counters.rendered + counters.dropped_renders)
         assert most_waiting[0] <= node.config.render_queue and counters.dropped_renders > 0
