@@ -106,6 +106,10 @@ class BagContents:
         elif topic == topics.LLM_ANSWER_RECORDS:
             self.llm_answers.append(message)
 
+    def seconds_since_start(self, stamp: int) -> float:
+        """Seconds from the first odometry message (the run's start) to `stamp` (ns)."""
+        return (stamp - (self.poses[0][0] if self.poses else 0)) * 1e-9
+
     def static_transform(self, parent: str, child: str) -> np.ndarray | None:
         """The 4x4 pose of `child` in `parent` from /tf_static, or None."""
         return self.static_transforms.get((parent, child))

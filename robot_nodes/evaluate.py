@@ -315,7 +315,6 @@ def target_scans(contents: BagContents, statuses: list) -> list[TargetScan]:
     clouds = contents.clouds(set(wanted))
     in_map = lidar_poses(contents, wanted)
     scans = []
-    start = contents.poses[0][0] if contents.poses else 0
     for stamp, target in sorted(wanted.items()):
         if stamp not in clouds or stamp not in in_map:
             continue
@@ -324,7 +323,7 @@ def target_scans(contents: BagContents, statuses: list) -> list[TargetScan]:
         area = visible_face_area(box, np.zeros(3))
         errors = [np.linalg.norm(d.box.center - box.center) for d in detections[stamp]]
         nearest = min(errors, default=math.inf)
-        scans.append(TargetScan((stamp - start) * 1e-9, points, points / area if area else 0.0,
+        scans.append(TargetScan(contents.seconds_since_start(stamp), points, points / area if area else 0.0,
                                 float(nearest) if nearest <= TARGET_MATCH_DISTANCE else None))
     return scans
 
@@ -335,8 +334,7 @@ def planning_section(contents: BagContents, report: Report) -> Section:
     if not statuses:
         section.markdown = f"Not scored: no `{topics.CROA_PLANNER_STATUS}` in the bag (another driver)."
         return section
-    start = contents.poses[0][0] if contents.poses else 0
-    times = np.array([(stamp_ns(s.header.stamp) - start) * 1e-9 for s in statuses])
+    times = np.array([contents.seconds_since_start(stamp_ns(s.header.stamp)) for s in statuses])
     fallback = np.array([s.fallback for s in statuses])
     with_target = [s for s in statuses if not s.fallback and s.target_id >= 0]
     reasons = collections.Counter(s.reason for s in statuses if s.fallback)
@@ -396,8 +394,7 @@ def mixed_reality_section(contents: BagContents, report: Report) -> Section:
                            "gsrmr.upload_share": uploads / len(decisions)})
     lines = [f"- {len(decisions)} camera frames decided over {seconds:.1f} s, {uploads} uploaded; uplink energy "
              f"{energy.sum():.3g} J, always uploading {always.sum():.3g} J ({always.sum() / energy.sum():.1f}x more)"]
-    start = contents.poses[0][0] if contents.poses else 0
-    times = np.array([(stamp_ns(d.header.stamp) - start) * 1e-9 for d in decisions])
+    times = np.array([contents.seconds_since_start(stamp_ns(d.header.stamp)) for d in decisions])
     section.figures.append(Figure("uplink", "Per camera frame: upload or pose only, and the cumulative uplink "
                                   "energy against uploading every frame.", report_plots.uplink_timeline(
                                       times, np.array([d.upload for d in decisions]), energy, always)))
@@ -409,7 +406,7 @@ def mixed_reality_section(contents: BagContents, report: Report) -> Section:
         lines.append(f"- the remote stream against the true frames ({len(qualities)} scored): PSNR {psnr.mean():.2f} dB, "
                      f"SSIM {ssim.mean():.3f}; always uploading: PSNR {report.metrics['gsrmr.always_upload_psnr_db']:.2f} dB, "
                      f"SSIM {np.mean([d.image_ssim for d in decisions]):.3f}")
-        quality_times = np.array([(stamp_ns(q.header.stamp) - start) * 1e-9 for q in qualities])
+        quality_times = np.array([contents.seconds_since_start(stamp_ns(q.header.stamp)) for q in qualities])
         rendered = np.array([q.rendered for q in qualities])
         series = {"uploaded frames": (quality_times[~rendered], psnr[~rendered]),
                   "rendered from the pose": (quality_times[rendered], psnr[rendered])}
@@ -557,7 +554,7 @@ def scene_figure(contents: BagContents, road: RoadGeometry | None) -> Figure | N
     if road is not None:
         stations = np.linspace(0.0, road.length, 400)
         edges = [road.to_map(stations, side * road.half_width) for side in (-1.0, 1.0)]
-    seconds = (stamp - contents.poses[0][0]) * 1e-9
+    seconds = contents.seconds_since_start(stamp)
     return Figure("scene", f"The scene at {seconds:.1f} s from above (map): true boxes, detections, 3 s of tracks, "
                   "the most likely predicted paths and the planned path.", report_plots.bird_eye_view(
                       path, truth_boxes, detected, {key: np.array(value) for key, value in history.items()},
