@@ -94,7 +94,9 @@ def croa_planner(scenario: str | None = None, planning_rate: float | None = None
                  use_sim_time: bool = True) -> NodeSpec:
     """The CROA planner on the contract's predictions and odometry, driving the robot (/cmd_vel);
     with `lockstep`, one plan per predictions message and one command per odometry message."""
-    overrides = {"scenario": scenario, "planning_rate": planning_rate, "lockstep": True if lockstep else None}
+    # In lockstep a wall-time budget would make plans depend on the machine's speed: the longest one allowed.
+    overrides = {"scenario": scenario, "planning_rate": planning_rate, "lockstep": True if lockstep else None,
+                 "croa.time_budget": 60.0 if lockstep else None}
     return NodeSpec(
         name="croa_planner", executable="croa_planner", node_class="robot_nodes.croa_planner:CroaPlannerNode",
         remappings=(("~/input/predicted_objects", topics.PREDICTED_OBJECTS), ("~/input/odometry", topics.ODOMETRY),
