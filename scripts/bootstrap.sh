@@ -8,6 +8,11 @@ cd "$(dirname "$0")/.."
 root=$PWD
 venv=$root/.venv
 
+# One set-up at a time: the main job and the tests may be started together, and two pip installs
+# into one venv would corrupt it.
+exec 9>"$root/.bootstrap.lock"
+flock 9
+
 say() { printf '[bootstrap] %s\n' "$*"; }
 fingerprint() { cat "$@" | sha256sum | cut -d' ' -f1; }
 fresh() { [ -f "$1" ] && [ "$(cat "$1")" = "$2" ]; }
