@@ -63,35 +63,50 @@ class CoverProjection:
 
     The projection of p is clip(p + lam gain, 0, 1) with the least lam >= 0 meeting the constraint;
     gain . x is piecewise linear in lam, with breakpoints where an element leaves 0 or reaches 1, so
-    one sort of the breakpoints and a cumulative sum of the slopes give lam exactly.
+    one sort of the breakpoints and a cumulative sum of the slopes give lam exactly. The work arrays
+    are allocated once here and reused by every call (APO calls it once per iteration).
     """
 
     def __init__(self, gain: np.ndarray) -> None:
+        size = len(gain)
         self.gain = gain
         self.inverse_gain = 1.0 / gain
         self.negative_inverse_gain = -self.inverse_gain
         self.slope_change = np.concatenate((gain * gain, -gain * gain))
-        self.covered = np.zeros(2 * len(gain))
+        self.breakpoints = np.empty(2 * size)
+        self.leave_zero, self.reach_one = self.breakpoints[:size], self.breakpoints[size:]
+        self.sorted_breakpoints = np.empty(2 * size)
+        self.slope = np.empty(2 * size)
+        self.covered = np.zeros(2 * size)  # covered[0] stays 0: below every breakpoint nothing is covered
+        self.covered_above = self.covered[1:]
+        self.widths = (self.sorted_breakpoints[1:], self.sorted_breakpoints[:-1], self.slope[:-1])
 
-    def __call__(self, point: np.ndarray) -> np.ndarray:
-        leave_zero = point * self.negative_inverse_gain
-        breakpoints = np.concatenate((leave_zero, leave_zero + self.inverse_gain))
-        order = breakpoints.argsort()
-        breakpoints = breakpoints[order]
-        slope = self.slope_change[order].cumsum()
-        covered = self.covered  # covered[0] stays 0: below every breakpoint nothing is covered
-        (slope[:-1] * (breakpoints[1:] - breakpoints[:-1])).cumsum(out=covered[1:])
+    def __call__(self, point: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """The projection of `point`, written into `out` when given (it must not be `point`)."""
+        np.multiply(point, self.negative_inverse_gain, out=self.leave_zero)
+        np.add(self.leave_zero, self.inverse_gain, out=self.reach_one)
+        order = self.breakpoints.argsort()
+        breakpoints = self.breakpoints.take(order, out=self.sorted_breakpoints)
+        slope = np.add.accumulate(self.slope_change.take(order, out=self.slope), out=self.slope)
+        upper, lower, slope_below = self.widths
+        covered = np.subtract(upper, lower, out=self.covered_above)
+        covered *= slope_below
+        np.add.accumulate(covered, out=covered)
         # Clamped for a sum(gain) a rounding error short of 1: the last segment's slope is > 0.
-        segment = min(covered.searchsorted(1.0), len(covered) - 1) - 1
+        segment = min(self.covered.searchsorted(1.0), len(self.covered) - 1) - 1
         # The lam where gain . x reaches 1, or 0 where clip(point) already meets the constraint.
-        multiplier = max(breakpoints[segment] + (1.0 - covered[segment]) / slope[segment], 0.0)
-        return (point + multiplier * self.gain).clip(0.0, 1.0)
+        multiplier = max(breakpoints.item(segment) + (1.0 - self.covered.item(segment)) / slope.item(segment), 0.0)
+        projected = np.multiply(self.gain, multiplier, out=out)
+        projected += point
+        np.maximum(projected, 0.0, out=projected)
+        return np.minimum(projected, 1.0, out=projected)
 
 
 def solve_apo(instance: GscloInstance, config: ApoConfig = ApoConfig(),
               trace: list[ApoIterate] | None = None) -> UplinkSolution:
     """A feasible binary switching vector whenever one exists (see `trivial_upload` otherwise).
-    `trace`, when given, receives an ApoIterate for the ranking start and one per penalty iteration."""
+    `trace`, when given, receives an ApoIterate for the start (the relaxation's optimum) and one per
+    penalty iteration."""
     started = time.perf_counter()
     upload = trivial_upload(instance)
     iterations = 0
@@ -104,13 +119,14 @@ def solve_apo(instance: GscloInstance, config: ApoConfig = ApoConfig(),
         # Within QUALITY_TOLERANCE, uploading every candidate may be what is needed and a little short.
         gain = gain / min(instance.required_gain, gain.sum())
         rank = (cost / gain).argsort()
-        chosen = _cheapest_cover(rank, np.zeros(len(frames), dtype=bool), gain)
-        relaxed, iterations = _penalty_iterations(chosen.astype(np.float64), cost, gain, config, trace,
+        relaxed, iterations = _penalty_iterations(_relaxation_optimum(rank, gain), cost, gain, config, trace,
                                                   instance.pose_energy.sum(), energy_scale)
         chosen = _cheapest_cover(rank, relaxed > 0.5, gain)  # round, then repair by rank
         chosen = _drop_unneeded(chosen, cost, gain)  # before, so the boundary holds needed uploads only
-        chosen = _reoptimise_boundary(chosen, rank, cost, gain, config.boundary_frames)
-        chosen = _drop_and_swap(chosen, cost, gain, config.swap_rounds)
+        improved = _reoptimise_boundary(chosen, rank, cost, gain, config.boundary_frames)
+        if improved is not chosen:  # else nothing is droppable: it was just dropped
+            improved = _drop_unneeded(improved, cost, gain)
+        chosen = _swap(improved, cost, gain, config.swap_rounds)
         upload = np.zeros(instance.frames, dtype=bool)
         upload[frames] = chosen
     return evaluate(instance, upload, method="apo", solve_time=time.perf_counter() - started,
@@ -122,7 +138,10 @@ def _penalty_iterations(x: np.ndarray, cost: np.ndarray, gain: np.ndarray, confi
     """(relaxed x, iterations) of the accelerated proximal DC iterations from x."""
     project = CoverProjection(gain)
     step_cost = config.step * cost
-    movement = np.zeros_like(x)
+    # Work arrays reused by every iteration: the gradient point, the next iterate, x - x_previous
+    # and scratch for the convergence tests.
+    point, spare, movement, scratch = (np.empty_like(x) for _ in range(4))
+    movement.fill(0.0)
     momentum = 1.0
     penalty = config.initial_penalty
     iterations = 0
@@ -130,20 +149,41 @@ def _penalty_iterations(x: np.ndarray, cost: np.ndarray, gain: np.ndarray, confi
         _record(trace, x, cost, penalty, base_energy, energy_scale)
     for iterations in range(1, config.max_iterations + 1):
         next_momentum = 0.5 * (1.0 + math.sqrt(1.0 + 4.0 * momentum * momentum))
-        extrapolated = x + ((momentum - 1.0) / next_momentum) * movement
-        # Tangent of the concave penalty at the extrapolated point y (a majoriser), so the step is a
-        # projected gradient step y - step (cost + penalty (1 - 2 y)), grouped to spare array passes.
+        extrapolation = (momentum - 1.0) / next_momentum
+        # Tangent of the concave penalty at the extrapolated point y = x + extrapolation (x - x_previous)
+        # (a majoriser), so the step is a projected gradient step y - step (cost + penalty (1 - 2 y)),
+        # grouped as y (1 + 2 step penalty) - (step cost + step penalty) to spare array passes.
         scaled_penalty = config.step * penalty
-        new_x = project(extrapolated * (1.0 + 2.0 * scaled_penalty) - (step_cost + scaled_penalty))
-        movement = new_x - x
-        x = new_x
+        if extrapolation:
+            np.multiply(movement, extrapolation, out=point)
+            point += x
+            point *= 1.0 + 2.0 * scaled_penalty
+        else:  # the first iteration: y = x
+            np.multiply(x, 1.0 + 2.0 * scaled_penalty, out=point)
+        point -= np.add(step_cost, scaled_penalty, out=scratch)
+        new_x = project(point, out=spare)
+        np.subtract(new_x, x, out=movement)
+        x, spare = new_x, x
         if trace is not None:
             _record(trace, x, cost, penalty, base_energy, energy_scale)
-        if x @ (1.0 - x) <= config.tolerance or abs(movement).max() <= config.tolerance:
+        if (x @ np.subtract(1.0, x, out=scratch) <= config.tolerance
+                or np.abs(movement, out=scratch).max() <= config.tolerance):
             break
         momentum = next_momentum
         penalty *= config.penalty_growth
     return x, iterations
+
+
+def _relaxation_optimum(rank: np.ndarray, gain: np.ndarray) -> np.ndarray:
+    """The optimum of the linear relaxation min cost . x over {x in [0, 1]^n : gain . x >= 1} (the
+    fractional knapsack): the frames in `rank` order (cost / gain ascending) at 1 until the next
+    one, at the fraction that makes gain . x = 1, completes the cover; the rest at 0."""
+    covered = gain[rank].cumsum()
+    last = min(covered.searchsorted(1.0), len(rank) - 1)  # clamped as in CoverProjection
+    x = np.zeros(len(rank))
+    x[rank[:last]] = 1.0
+    x[rank[last]] = min((1.0 - (covered.item(last - 1) if last else 0.0)) / gain.item(rank.item(last)), 1.0)
+    return x
 
 
 def _record(trace: list[ApoIterate], x: np.ndarray, cost: np.ndarray, penalty: float, base_energy: float,
@@ -192,10 +232,10 @@ def _reoptimise_boundary(chosen: np.ndarray, rank: np.ndarray, cost: np.ndarray,
     return chosen
 
 
-def _drop_and_swap(chosen: np.ndarray, cost: np.ndarray, gain: np.ndarray, swap_rounds: int) -> np.ndarray:
-    """Unneeded uploads dropped, then up to `swap_rounds` best 1-swaps (one upload for one pose-only
-    frame that still meets the constraint), dropping again after each."""
-    chosen = _drop_unneeded(chosen, cost, gain)
+def _swap(chosen: np.ndarray, cost: np.ndarray, gain: np.ndarray, swap_rounds: int) -> np.ndarray:
+    """Up to `swap_rounds` best 1-swaps (one upload for one pose-only frame that still meets the
+    constraint) of a vector without unneeded uploads, dropping those after each swap."""
+    chosen = chosen.copy()
     for _ in range(swap_rounds):
         slack = gain @ chosen - 1.0 + SLACK_TOLERANCE
         inside, outside = chosen.nonzero()[0], (~chosen).nonzero()[0]

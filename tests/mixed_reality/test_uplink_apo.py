@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from scipy.optimize import linprog
 
 from mixed_reality.uplink.apo import ApoConfig, ApoIterate, CoverProjection, solve_apo
 from mixed_reality.uplink.channel import Channel, ChannelConfig
@@ -61,18 +62,33 @@ def test_projection_is_the_euclidean_projection(seed, size):
     assert np.all((others - projected) @ (point - projected) <= 1e-9)
 
 
-def test_the_trace_shows_the_penalty_growing_and_x_settling_on_a_vertex():
-    instance = random_instance(50, np.random.default_rng(2), quality_threshold=31.0)
+@pytest.mark.parametrize("seed", [2, 26])
+def test_the_trace_starts_at_the_relaxation_optimum_and_settles_on_a_vertex(seed):
+    instance = random_instance(50, np.random.default_rng(seed), quality_threshold=31.0)
     config = ApoConfig(tolerance=1e-6, max_iterations=60)
     trace: list[ApoIterate] = []
     solution = solve_apo(instance, config, trace=trace)
-    assert len(trace) == solution.iterations + 1 >= 3
-    assert trace[0].binarity == 0.0  # the ranking start is binary
+    assert len(trace) == solution.iterations + 1 >= 2
+    # The start is the optimum of the linear relaxation (HiGHS's LP solution has the same energy, to
+    # its feasibility tolerance), a vertex of the box cut by the quality constraint: at most one
+    # fractional frame.
+    frames = instance.candidates
+    relaxation = linprog(instance.extra_energy[frames], A_ub=-instance.quality_gain[frames][None, :],
+                         b_ub=[-instance.required_gain], bounds=(0.0, 1.0), method="highs")
+    assert trace[0].energy == pytest.approx(instance.pose_energy.sum() + relaxation.fun, rel=1e-5)
+    assert trace[0].binarity <= 1.0 / frames.sum() + 1e-12
     assert all(b.penalty == pytest.approx(a.penalty * config.penalty_growth) for a, b in zip(trace[1:], trace[2:]))
-    # The relaxation is linear, so the iterates settle on a vertex of the box cut by the quality
-    # constraint: at most one fractional frame (4 x (1 - x) <= 1), which rounding then decides.
-    assert trace[-1].binarity <= 1.0 / instance.candidates.sum() + 1e-12 < max(item.binarity for item in trace)
-    assert all(item.objective >= item.energy for item in trace)
+    # The iterates stay on vertices (the relaxation is linear) and never beat the relaxation.
+    assert all(item.binarity <= 1.0 / frames.sum() + 1e-12 for item in trace)
+    assert all(item.objective >= item.energy >= trace[0].energy * (1.0 - 1e-9) for item in trace)
+
+
+def test_the_iterations_move_where_the_start_is_not_stationary():
+    # Seed 26: the growing penalty pushes the fractional frame of the relaxation's optimum to 0 or 1.
+    instance = random_instance(50, np.random.default_rng(26), quality_threshold=31.0)
+    trace: list[ApoIterate] = []
+    solution = solve_apo(instance, ApoConfig(tolerance=1e-6, max_iterations=60), trace=trace)
+    assert solution.iterations >= 3 and trace[0].binarity > 0.0 == trace[-1].binarity
 
 
 def test_without_iterations_apo_still_returns_a_feasible_vector():
