@@ -72,12 +72,12 @@ class CoverProjection:
         self.gain = gain
         self.inverse_gain = 1.0 / gain
         self.negative_inverse_gain = -self.inverse_gain
-        self.slope_change = np.concatenate((gain * gain, -gain * gain))
-        self.breakpoints = np.empty(2 * size)
+        # One allocation for the slope changes (gain^2 where x leaves 0, -gain^2 where it reaches 1)
+        # and the work arrays.
+        self.slope_change, self.breakpoints, self.sorted_breakpoints, self.slope, self.covered = np.empty((5, 2 * size))
+        np.negative(np.multiply(gain, gain, out=self.slope_change[:size]), out=self.slope_change[size:])
         self.leave_zero, self.reach_one = self.breakpoints[:size], self.breakpoints[size:]
-        self.sorted_breakpoints = np.empty(2 * size)
-        self.slope = np.empty(2 * size)
-        self.covered = np.zeros(2 * size)  # covered[0] stays 0: below every breakpoint nothing is covered
+        self.covered[0] = 0.0  # and stays: below every breakpoint nothing is covered
         self.covered_above = self.covered[1:]
         self.widths = (self.sorted_breakpoints[1:], self.sorted_breakpoints[:-1], self.slope[:-1])
 
@@ -140,7 +140,7 @@ def _penalty_iterations(x: np.ndarray, cost: np.ndarray, gain: np.ndarray, confi
     step_cost = config.step * cost
     # Work arrays reused by every iteration: the gradient point, the next iterate, x - x_previous
     # and scratch for the convergence tests.
-    point, spare, movement, scratch = (np.empty_like(x) for _ in range(4))
+    point, spare, movement, scratch = np.empty((4, len(x)))
     movement.fill(0.0)
     momentum = 1.0
     penalty = config.initial_penalty
@@ -237,17 +237,21 @@ def _swap(chosen: np.ndarray, cost: np.ndarray, gain: np.ndarray, swap_rounds: i
     constraint) of a vector without unneeded uploads, dropping those after each swap."""
     chosen = chosen.copy()
     for _ in range(swap_rounds):
-        slack = gain @ chosen - 1.0 + SLACK_TOLERANCE
         inside, outside = chosen.nonzero()[0], (~chosen).nonzero()[0]
         if not (len(inside) and len(outside)):
             break
-        saving = cost[inside, None] - cost[None, outside]
-        saving[gain[None, outside] - gain[inside, None] < -slack] = 0.0
-        best = saving.argmax()
-        if saving.flat[best] <= 1e-12:
+        slack = gain @ chosen - 1.0 + SLACK_TOLERANCE
+        # Upload i may give way to pose-only j where gain_j >= gain_i - slack: the best partner of i
+        # is the cheapest pose-only frame above that gain, a suffix minimum in gain order.
+        by_gain = outside[gain[outside].argsort()]
+        cheapest_above = np.append(np.minimum.accumulate(cost[by_gain][::-1])[::-1], np.inf)
+        first = gain[by_gain].searchsorted(gain[inside] - slack)
+        saving = cost[inside] - cheapest_above[first]
+        row = saving.argmax()
+        if saving.item(row) <= 1e-12:
             break
-        row, column = divmod(best, len(outside))
-        chosen[inside[row]], chosen[outside[column]] = False, True
+        partners = by_gain[first.item(row):]
+        chosen[inside.item(row)], chosen[partners[cost[partners].argmin()]] = False, True
         chosen = _drop_unneeded(chosen, cost, gain)
     return chosen
 

@@ -160,13 +160,13 @@ def evaluate(instance: GscloInstance, upload, *, power=None, method: str = "", s
     if np.any(upload & ~instance.upload_feasible):
         raise ValueError(f"upload: frames {np.flatnonzero(upload & ~instance.upload_feasible).tolist()} "
                          "cannot meet the latency even at p_max")
-    bits = np.where(upload, instance.image_bits, instance.pose_bits)
     if power is None:
         power = np.where(upload, instance.image_power, instance.pose_power)
         energy = np.where(upload, instance.image_energy, instance.pose_energy)
         late = ~upload & instance.pose_late
     else:
         power = np.broadcast_to(np.asarray(power, dtype=np.float64), upload.shape).copy()
+        bits = np.where(upload, instance.image_bits, instance.pose_bits)
         if np.any(power <= 0.0) or np.any(power > instance.channel.config.max_power * (1.0 + 1e-12)):
             raise ValueError("power: must be in (0, p_max]")
         airtime = instance.channel.airtime(bits, power, instance.gains)
