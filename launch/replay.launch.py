@@ -7,23 +7,15 @@ ros2 launch edge_robot_runtime replay.launch.py bag:=/path/to/bag rate:=1.0 loop
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.substitutions import LaunchConfiguration
-from launch_ros.actions import Node
 
-from robot_nodes import graph
+from robot_nodes import graph, launch_stack
 
 
 def launch_nodes(context):
-    specs = graph.replay_graph(LaunchConfiguration("bag").perform(context),
-                               rate=float(LaunchConfiguration("rate").perform(context)),
-                               loop=LaunchConfiguration("loop").perform(context).lower() == "true",
-                               detector=LaunchConfiguration("detector").perform(context).lower() == "true",
-                               detector_model=LaunchConfiguration("detector_model").perform(context) or None,
-                               predictor=LaunchConfiguration("predictor").perform(context).lower() == "true",
-                               predictor_model=LaunchConfiguration("predictor_model").perform(context) or None)
-    return [Node(package="edge_robot_runtime", executable=spec.executable, name=spec.name, output="screen",
-                 **graph.LAUNCH_RESPAWN,
-                 parameters=[str(spec.parameter_file), spec.parameters], remappings=list(spec.remappings))
-            for spec in specs]
+    return launch_stack.nodes(graph.replay_graph(
+        LaunchConfiguration("bag").perform(context), rate=float(LaunchConfiguration("rate").perform(context)),
+        loop=LaunchConfiguration("loop").perform(context).lower() == "true",
+        **launch_stack.perception_options(context)))
 
 
 def generate_launch_description():
@@ -31,13 +23,6 @@ def generate_launch_description():
         DeclareLaunchArgument("bag", description="bag folder to replay"),
         DeclareLaunchArgument("rate", default_value="1.0", description="replay speed factor"),
         DeclareLaunchArgument("loop", default_value="false", description="start again at the end"),
-        DeclareLaunchArgument("detector", default_value="true",
-                              description="run the lidar detector on the replayed scans"),
-        DeclareLaunchArgument("detector_model", default_value="",
-                              description="detector checkpoint (empty: config/lidar_detector.param.yaml's)"),
-        DeclareLaunchArgument("predictor", default_value="true",
-                              description="run the tracker and trajectory predictor on the detections"),
-        DeclareLaunchArgument("predictor_model", default_value="",
-                              description="prediction model (empty: config/trajectory_predictor.param.yaml's)"),
+        *launch_stack.perception_arguments(detector_description="run the lidar detector on the replayed scans"),
         OpaqueFunction(function=launch_nodes),
     ])

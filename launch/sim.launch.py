@@ -12,34 +12,15 @@ ros2 launch edge_robot_runtime sim.launch.py llm:=true   # + the on-device langu
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.substitutions import LaunchConfiguration
-from launch_ros.actions import Node
 
-from robot_nodes import graph
+from robot_nodes import graph, launch_stack
 
 
 def launch_nodes(context):
-    scenario = LaunchConfiguration("scenario").perform(context)
-    seed = int(LaunchConfiguration("seed").perform(context))
-    real_time_factor = float(LaunchConfiguration("real_time_factor").perform(context))
-    detector = LaunchConfiguration("detector").perform(context).lower() == "true"
-    detector_model = LaunchConfiguration("detector_model").perform(context) or None
-    predictor = LaunchConfiguration("predictor").perform(context).lower() == "true"
-    predictor_model = LaunchConfiguration("predictor_model").perform(context) or None
-    planner = LaunchConfiguration("planner").perform(context)
-    planning_rate = LaunchConfiguration("planning_rate").perform(context)
-    mixed_reality_scene = LaunchConfiguration("mixed_reality_scene").perform(context) or None
-    llm = LaunchConfiguration("llm").perform(context).lower() == "true"
-    llm_model = LaunchConfiguration("llm_model").perform(context) or None
-    return [
-        Node(package="edge_robot_runtime", executable=spec.executable, name=spec.name, output="screen",
-             **graph.LAUNCH_RESPAWN,
-             parameters=[str(spec.parameter_file), spec.parameters], remappings=list(spec.remappings))
-        for spec in graph.simulation_graph(scenario, seed, real_time_factor, detector=detector,
-                                           detector_model=detector_model, predictor=predictor,
-                                           predictor_model=predictor_model, planner=planner,
-                                           planning_rate=float(planning_rate) if planning_rate else None,
-                                           mixed_reality_scene=mixed_reality_scene, llm=llm, llm_model=llm_model)
-    ]
+    return launch_stack.nodes(graph.simulation_graph(
+        LaunchConfiguration("scenario").perform(context), int(LaunchConfiguration("seed").perform(context)),
+        float(LaunchConfiguration("real_time_factor").perform(context)),
+        **launch_stack.perception_options(context), **launch_stack.driving_options(context)))
 
 
 def generate_launch_description():
@@ -49,24 +30,11 @@ def generate_launch_description():
         DeclareLaunchArgument("seed", default_value="0", description="seed of the simulated world"),
         DeclareLaunchArgument("real_time_factor", default_value="1.0",
                               description="simulated seconds per wall second (0: as fast as possible)"),
-        DeclareLaunchArgument("detector", default_value="true", description="run the lidar detector"),
-        DeclareLaunchArgument("detector_model", default_value="",
-                              description="detector checkpoint (empty: config/lidar_detector.param.yaml's)"),
-        DeclareLaunchArgument("predictor", default_value="true",
-                              description="run the tracker and trajectory predictor on the detections"),
-        DeclareLaunchArgument("predictor_model", default_value="",
-                              description="prediction model (empty: config/trajectory_predictor.param.yaml's)"),
-        DeclareLaunchArgument("planner", default_value="lane_keeping", choices=list(graph.PLANNERS),
-                              description="what drives the robot: lane_keeping, or croa (needs detector and predictor)"),
-        DeclareLaunchArgument("planning_rate", default_value="",
-                              description="CROA planning cycles per second (empty: config/croa_planner.param.yaml's)"),
-        DeclareLaunchArgument("mixed_reality_scene", default_value="",
-                              description="Gaussian-splatting scene of this scenario and seed (build-gaussian-scene "
-                                          "makes one); given, the mixed-reality uplink and its server run"),
-        DeclareLaunchArgument("llm", default_value="false", choices=["true", "false"],
-                              description="run the on-device language model (onboard_llm; off by default: about 14 s "
-                                          "of start-up, and its variants must be built, 3-4 minutes the first time)"),
-        DeclareLaunchArgument("llm_model", default_value="",
-                              description="Llama checkpoint for llm:=true (empty: config/onboard_llm.param.yaml's)"),
+        *launch_stack.perception_arguments(),
+        *launch_stack.driving_arguments(
+            "Gaussian-splatting scene of this scenario and seed (build-gaussian-scene makes one); given, the "
+            "mixed-reality uplink and its server run",
+            "run the on-device language model (onboard_llm; off by default: about 14 s of start-up, and its "
+            "variants must be built, 3-4 minutes the first time)"),
         OpaqueFunction(function=launch_nodes),
     ])
