@@ -21,8 +21,8 @@ from typing import Any, Literal
 
 import numpy as np
 
-from perception.box_iou import bev_iou_matrix, boxes_to_array, iou_3d_matrix
-from perception.objects import ObjectClass
+from perception.box_iou import bev_iou_matrix, iou_3d_matrix
+from perception.objects import ObjectClass, boxes_to_array
 
 RECALL_POINTS = np.arange(1, 41) / 40.0
 """The 40 recall levels at which precision is interpolated (recall 0 is left out, Simonelli et al.)."""

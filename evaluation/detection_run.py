@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from evaluation.detection_metrics import DetectionEvalConfig, DetectionEvalResult, evaluate_detections
-from perception.objects import Box3D, DetectedObject, GroundTruthObject, boxes_into_frame
+from perception.objects import Box3D, DetectedObject, GroundTruthObject, boxes_into_frame, boxes_to_array
 from sim.transforms import planar_pose_matrix
 
 DEFAULT_MIN_POINTS = 5
@@ -67,7 +67,7 @@ def truth_in_frame(truth: Sequence[GroundTruthObject], frame_pose: np.ndarray) -
     the parent is `frame_pose` (boxes and velocities)."""
     if not truth:
         return []
-    boxes = boxes_into_frame(np.array([[*o.box.center, *o.box.size, o.box.yaw] for o in truth]), frame_pose)
+    boxes = boxes_into_frame(boxes_to_array([o.box for o in truth]), frame_pose)
     rotation = frame_pose[:2, :2]
     return [dataclasses.replace(o, box=Box3D(box[:3], box[3:6], box[6]), velocity=np.asarray(o.velocity) @ rotation)
             for o, box in zip(truth, boxes)]

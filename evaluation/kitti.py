@@ -253,8 +253,7 @@ def count_points_in_boxes(points: np.ndarray, objects: list[KittiObject]) -> Non
     """Set each object's num_lidar_points to the scan points inside its box (no margin)."""
     for kitti_object in objects:
         if kitti_object.box is not None:
-            box = np.array([*kitti_object.box.center, *kitti_object.box.size, kitti_object.box.yaw])
-            kitti_object.num_lidar_points = int(points_in_box_mask(points, box, margin=0.0).sum())
+            kitti_object.num_lidar_points = int(points_in_box_mask(points, kitti_object.box.as_array(), margin=0.0).sum())
 
 
 def load_labelled_frame(root: Path, frame_id: str) -> KittiFrame:

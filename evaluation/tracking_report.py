@@ -39,7 +39,7 @@ from evaluation.detector_report import machine_description
 from evaluation.tracking_metrics import (TrackingEvalConfig, TrackingEvalResult, TrackingFrame, combine_results,
                                          evaluate_tracking)
 from perception.detection import DetectorOptions, LidarDetector, load_checkpoint
-from perception.objects import Box3D, DetectedObject, GroundTruthObject, ObjectClass, boxes_into_frame
+from perception.objects import Box3D, DetectedObject, GroundTruthObject, ObjectClass, boxes_into_frame, boxes_to_array
 from perception.tracking import MultiObjectTracker, TrackerConfig
 from sim.controller import LaneKeepingController, drive_along_lane
 from sim.scenario import load_scenario
@@ -109,7 +109,7 @@ def detections_into_map(detections: Sequence[DetectedObject], lidar_in_map: np.n
     """Detections in the lidar frame, expressed in map (the lidar's 4x4 pose there)."""
     if not detections:
         return []
-    boxes = boxes_into_frame(np.array([[*d.box.center, *d.box.size, d.box.yaw] for d in detections]),
+    boxes = boxes_into_frame(boxes_to_array([d.box for d in detections]),
                              np.linalg.inv(lidar_in_map))
     return [DetectedObject(label=d.label, score=d.score, box=Box3D(box[:3], box[3:6], box[6]), num_points=d.num_points)
             for d, box in zip(detections, boxes)]

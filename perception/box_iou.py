@@ -7,26 +7,14 @@ intersection area times the vertical overlap over the union volume. Arrays of bo
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import numpy as np
 
-from perception.objects import Box3D, corners_bev
-
-BoxesLike = Sequence[Box3D] | np.ndarray
-"""A list of Box3D or an (N, 7) array x, y, z, l, w, h, yaw."""
+from perception.objects import BoxesLike, boxes_to_array, corners_bev
 
 # Tolerances for boundary tests in the polygon clipping, in square metres: points on an edge
 # (touching or identical boxes) must count as inside.
 _INSIDE_TOLERANCE = 1e-9
 _PARALLEL_TOLERANCE = 1e-12
-
-
-def boxes_to_array(boxes: BoxesLike) -> np.ndarray:
-    """Boxes as a float64 (N, 7) array x, y, z, l, w, h, yaw; arrays pass through reshaped."""
-    if isinstance(boxes, np.ndarray):
-        return np.asarray(boxes, dtype=np.float64).reshape(-1, 7)
-    return np.array([[*box.center, *box.size, box.yaw] for box in boxes], dtype=np.float64).reshape(-1, 7)
 
 
 def bev_corners(boxes: BoxesLike) -> np.ndarray:

@@ -7,6 +7,7 @@ them (REP-103: x forward, y left, z up; metres, radians, yaw counter-clockwise f
 from __future__ import annotations
 
 import enum
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -40,9 +41,24 @@ class Box3D:
         self.size = np.asarray(self.size, dtype=np.float64).reshape(3)
         self.yaw = float(self.yaw)
 
+    def as_array(self) -> np.ndarray:
+        """The box as one row x, y, z, l, w, h, yaw, shape (7,)."""
+        return np.array([*self.center, *self.size, self.yaw])
+
     def corners_bev(self) -> np.ndarray:
         """The four ground-plane corners (x, y), counter-clockwise, shape (4, 2)."""
-        return corners_bev(np.array([[*self.center, *self.size, self.yaw]]))[0]
+        return corners_bev(self.as_array()[None])[0]
+
+
+BoxesLike = Sequence[Box3D] | np.ndarray
+"""A list of Box3D or an (N, 7) array x, y, z, l, w, h, yaw."""
+
+
+def boxes_to_array(boxes: BoxesLike) -> np.ndarray:
+    """Boxes as a float64 (N, 7) array x, y, z, l, w, h, yaw; arrays pass through reshaped."""
+    if isinstance(boxes, np.ndarray):
+        return np.asarray(boxes, dtype=np.float64).reshape(-1, 7)
+    return np.array([box.as_array() for box in boxes], dtype=np.float64).reshape(-1, 7)
 
 
 def corners_bev(boxes: np.ndarray) -> np.ndarray:

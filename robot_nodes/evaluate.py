@@ -30,7 +30,7 @@ from evaluation.prediction_run import MATCH_DISTANCE, score_prediction_run
 from evaluation.report import Figure, Report, Section, machine_metadata, markdown_table, write_report
 from evaluation.tracking_metrics import TrackingFrame, evaluate_tracking
 from evaluation.tracking_report import detections_into_map
-from perception.objects import Box3D, corners_bev, points_in_box_mask
+from perception.objects import Box3D, boxes_to_array, corners_bev, points_in_box_mask
 from robot_nodes import graph, topics
 from robot_nodes.bag_contents import BagContents
 from robot_nodes.bags import BagError, BagReader
@@ -319,7 +319,7 @@ def target_scans(contents: BagContents, statuses: list) -> list[TargetScan]:
         if stamp not in clouds or stamp not in in_map:
             continue
         box = truth_in_frame([target], in_map[stamp])[0].box
-        points = int(points_in_box_mask(clouds[stamp][:, :3], np.array([*box.center, *box.size, box.yaw])).sum())
+        points = int(points_in_box_mask(clouds[stamp][:, :3], box.as_array()).sum())
         area = visible_face_area(box, np.zeros(3))
         errors = [np.linalg.norm(d.box.center - box.center) for d in detections[stamp]]
         nearest = min(errors, default=math.inf)
@@ -502,7 +502,7 @@ def driving_section(contents: BagContents, ego: EgoConfig | None, road: RoadGeom
         near = [o for o in objects if math.hypot(o.box.center[0] - pose[0], o.box.center[1] - pose[1]) < 40.0]
         if not near:
             continue
-        gaps = _gaps(body, corners_bev(np.array([[*o.box.center, *o.box.size, o.box.yaw] for o in near])))
+        gaps = _gaps(body, corners_bev(boxes_to_array([o.box for o in near])))
         collision_frames += bool(np.any(gaps <= 0.0))
         hits.update(o.object_id for o, gap in zip(near, gaps) if gap <= 0.0)
         nearest = int(np.argmin(gaps))
@@ -534,13 +534,12 @@ def scene_figure(contents: BagContents, road: RoadGeometry | None) -> Figure | N
         wanted = contents.ground_truth[len(contents.ground_truth) // 2][0]
     stamp = min(truth, key=lambda candidate: abs(candidate - wanted))
     path = np.array([pose[1:3] for pose in contents.poses if pose[0] <= stamp])
-    truth_boxes = np.array([[*o.box.center, *o.box.size, o.box.yaw] for o in truth[stamp]]).reshape(-1, 7)
+    truth_boxes = boxes_to_array([o.box for o in truth[stamp]])
     detections = dict(contents.detections)
     in_map = lidar_poses(contents, [stamp])
     detected = None
     if stamp in detections and stamp in in_map:
-        detected = np.array([[*o.box.center, *o.box.size, o.box.yaw]
-                             for o in detections_into_map(detections[stamp], in_map[stamp])]).reshape(-1, 7)
+        detected = boxes_to_array([o.box for o in detections_into_map(detections[stamp], in_map[stamp])])
     history: dict[int, list] = collections.defaultdict(list)
     for track_stamp, tracks in contents.tracks:
         if stamp - 3_000_000_000 <= track_stamp <= stamp:

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from perception.objects import boxes_into_frame
+from perception.objects import boxes_into_frame, boxes_to_array
 from sim.controller import LaneKeepingConfig, LaneKeepingController, drive_along_lane
 from sim.scenario import ROAD_END_MARGIN, ClassMix, Scenario, load_scenario
 from sim.transforms import planar_pose_matrix
@@ -87,7 +87,7 @@ def scene_sample(world: World) -> SceneSample:
     """Scan now, with every road user within KEEP_RADIUS in the lidar frame."""
     scan = world.lidar_scan()
     truth = world.ground_truth()
-    boxes = boxes_into_frame(np.array([[*o.box.center, *o.box.size, o.box.yaw] for o in truth]).reshape(-1, 7),
+    boxes = boxes_into_frame(boxes_to_array([o.box for o in truth]),
                              lidar_pose_in_map(world))
     near = np.hypot(boxes[:, 0], boxes[:, 1]) < KEEP_RADIUS
     points = scan.points[np.hypot(scan.points[:, 0], scan.points[:, 1]) < KEEP_RADIUS]

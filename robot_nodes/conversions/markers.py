@@ -10,7 +10,7 @@ from geometry_msgs.msg import Point
 from std_msgs.msg import ColorRGBA, Header
 from visualization_msgs.msg import Marker, MarkerArray
 
-from perception.objects import DetectedObject, ObjectClass, PredictedObject, corners_bev
+from perception.objects import DetectedObject, ObjectClass, PredictedObject, boxes_to_array, corners_bev
 
 CLASS_COLORS: dict[ObjectClass, tuple[float, float, float]] = {
     ObjectClass.UNKNOWN: (0.7, 0.7, 0.7),
@@ -42,7 +42,7 @@ def box_corners(objects: Sequence[DetectedObject]) -> np.ndarray:
     """The 8 corners (x, y, z) of each object's box, bottom face first, shape (N, 8, 3)."""
     if not objects:
         return np.zeros((0, 8, 3))
-    rows = np.array([[*o.box.center, *o.box.size, o.box.yaw] for o in objects], dtype=np.float64)
+    rows = boxes_to_array([o.box for o in objects])
     ground = corners_bev(rows)  # (N, 4, 2), counter-clockwise
     bottom = rows[:, 2:3] - rows[:, 5:6] / 2.0
     top = rows[:, 2:3] + rows[:, 5:6] / 2.0

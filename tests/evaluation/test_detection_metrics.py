@@ -7,8 +7,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from evaluation.detection_metrics import RECALL_POINTS, DetectionEvalConfig, average_precision, evaluate_detections
-from perception.box_iou import bev_corners, bev_iou_matrix, boxes_to_array, iou_3d_matrix
-from perception.objects import Box3D, DetectedObject, GroundTruthObject, ObjectClass
+from perception.box_iou import bev_corners, bev_iou_matrix, iou_3d_matrix
+from perception.objects import Box3D, DetectedObject, GroundTruthObject, ObjectClass, boxes_to_array
 
 
 def box(x=10.0, y=0.0, z=0.0, length=4.0, width=2.0, height=1.5, yaw=0.0) -> Box3D:
