@@ -213,6 +213,7 @@ def test_main_job_records_replays_and_loses_nothing(tmp_path, capsys):
     assert "## Lidar detection" in report and "| class | GT | detections | AP BEV | AP 3D |" in report, report
     assert "## Tracking" in report and "| vehicle |" in report, report
     assert "## Mixed-reality uplink (GSRMR)" in report and "always uploading" in report, report
+    assert "policy fallbacks (the image uploaded at full power): 0" in report, report
     assert re.search(r"the remote stream against the true frames \([1-9]\d* scored\): PSNR \d", report), report
     assert "## Driving" in report and "collisions with road users: 0" in report, report
     # The page as a person sees it: headless Chromium shows the scene, the histograms and the uplink.
