@@ -32,7 +32,7 @@ from mixed_reality.uplink.problem import GscloInstance, random_instance
 
 ABLATIONS = (("APO (default)", ApoConfig()),
              ("APO, no boundary re-optimisation (round, repair, drop, 1-swaps)", ApoConfig(boundary_frames=0)),
-             ("APO, no penalty iterations (ranking start + improvement only)", ApoConfig(max_iterations=0)),
+             ("APO, no penalty iterations (relaxation optimum by rank, rounded, + improvement)", ApoConfig(max_iterations=0)),
              ("ranking + repair + drop only", ApoConfig(max_iterations=0, boundary_frames=0, swap_rounds=0)))
 
 
@@ -101,7 +101,7 @@ def plot_convergence(path: str, rng: np.random.Generator) -> str:
     trace: list[ApoIterate] = []
     apo = solve_apo(instance, trace=trace)
     exact = solve_exact(instance)
-    steps = np.arange(len(trace))  # 0: the ranking start
+    steps = np.arange(len(trace))  # 0: the start, the relaxation's optimum
     figure = Figure(figsize=(7.6, 3.2), layout="constrained")
     energy_axes = figure.add_subplot(1, 1, 1)
     energy_axes.plot(steps, [1e3 * item.objective for item in trace], "o-", label="penalised objective")
@@ -109,7 +109,7 @@ def plot_convergence(path: str, rng: np.random.Generator) -> str:
     energy_axes.axhline(1e3 * exact.total_energy, color="k", lw=0.8, label="exact optimum")
     energy_axes.axhline(1e3 * apo.total_energy, color="C3", lw=0.8, ls=":", label="APO after rounding")
     energy_axes.axhline(1e3 * relaxation_bound(instance), color="0.5", lw=0.8, ls="-.", label="relaxation bound")
-    energy_axes.set_xlabel("APO iteration (0: ranking start)")
+    energy_axes.set_xlabel("APO iteration (0: the start, the relaxation's optimum by rank)")
     energy_axes.xaxis.get_major_locator().set_params(integer=True)
     energy_axes.set_ylabel("energy, mJ")
     binarity_axes = energy_axes.twinx()
