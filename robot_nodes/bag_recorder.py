@@ -10,10 +10,12 @@ The bag is closed, and valid, on `destroy_node` or after `max_duration_s`; then 
 """
 from __future__ import annotations
 
+import itertools
 import threading
 from collections import Counter
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from rclpy.node import Node
 from rclpy.qos import QoSProfile
@@ -26,6 +28,7 @@ from robot_nodes.runner import StartupError, run_node
 
 # Often enough that a topic appearing is recorded from (nearly) its first message.
 DISCOVERY_PERIOD_S = 0.1
+EXISTING_OUTPUT_CHOICES = ("fail", "next")
 
 
 @dataclass
@@ -33,7 +36,11 @@ class BagRecorderConfig:
     """Parameters of the bag_recorder node."""
 
     output: str = ""
-    """Directory of the new bag; required, and it must not exist yet."""
+    """Directory of the new bag; required."""
+    existing_output: str = "fail"
+    """When `output` exists already (a bag is never overwritten): "fail" at start-up, or "next": record
+    into the first of `<output>_2`, `<output>_3`, ... that does not exist, so a restarted recorder goes
+    on in a new bag beside the one its first instance closed."""
     storage: str = "mcap"
     """Storage plugin: "mcap" or "sqlite3"."""
     topics: list[str] = field(default_factory=list)
@@ -46,6 +53,9 @@ class BagRecorderConfig:
     def __post_init__(self) -> None:
         if not self.output:
             raise ValueError("output is required: the directory of the new bag")
+        if self.existing_output not in EXISTING_OUTPUT_CHOICES:
+            raise ValueError(f"existing_output must be one of {list(EXISTING_OUTPUT_CHOICES)}, "
+                             f"got {self.existing_output!r}")
         if self.storage not in STORAGES:
             raise ValueError(f"storage must be one of {sorted(STORAGES)}, got {self.storage!r}")
         if not self.topics or not all(self.topics):
@@ -74,7 +84,7 @@ class BagRecorderNode(Node):
                                                   clock=Clock(clock_type=ClockType.STEADY_TIME))
         self._duration_timer = self.create_timer(self.config.max_duration_s, self._on_max_duration) \
             if self.config.max_duration_s else None
-        self.get_logger().info(f"recording {self._pending} into {self.config.output}")
+        self.get_logger().info(f"recording {self._pending} into {self.output}")
         self._discover()
 
     def _open_bag(self) -> tuple[ThreadPoolExecutor, BagWriter]:
@@ -83,9 +93,16 @@ class BagRecorderNode(Node):
         rosbags' sqlite3 storage only works on the thread that created it, and writing on a
         thread of its own keeps disk time out of the executor's callbacks.
         """
+        output = Path(self.config.output)
+        if self.config.existing_output == "next" and output.exists():
+            output = next(candidate for number in itertools.count(2)
+                          if not (candidate := output.with_name(f"{output.name}_{number}")).exists())
+            self.get_logger().warning(f"{self.config.output} exists already: recording into {output}")
+        self.output = output
+        """The bag this recorder writes."""
         bag_io = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bag_io")
         try:
-            return bag_io, bag_io.submit(BagWriter, self.config.output, self.config.storage).result()
+            return bag_io, bag_io.submit(BagWriter, output, self.config.storage).result()
         except BagError as error:
             bag_io.shutdown()
             raise StartupError(str(error)) from None

@@ -125,10 +125,12 @@ def driver(planner: str = "lane_keeping", scenario: str | None = None,
 
 
 def bag_recorder(output: str, topic_names: list[str], use_sim_time: bool = False) -> NodeSpec:
-    """A recorder; with use_sim_time the bag's timestamps are simulated time, as the stack sees it."""
+    """A recorder; with use_sim_time the bag's timestamps are simulated time, as the stack sees it.
+    Restarted, it records on into `<output>_2` (existing_output "next")."""
     return NodeSpec(
         name="bag_recorder", executable="bag_recorder", node_class="robot_nodes.bag_recorder:BagRecorderNode",
-        parameters={"output": output, "topics": list(topic_names), "use_sim_time": use_sim_time})
+        parameters={"output": output, "existing_output": "next", "topics": list(topic_names),
+                    "use_sim_time": use_sim_time})
 
 
 def lidar_detector(model_path: str | None = None, use_sim_time: bool = True, repeatable: bool = False) -> NodeSpec:

@@ -391,6 +391,25 @@ def test_recorder_closes_the_bag_after_max_duration(context, tmp_path):
         assert 0 < reader.topics()["/tf"].count == recorder.message_counts["/tf"]
 
 
+def test_a_recorder_started_again_on_its_bag_records_into_the_next_one(context, tmp_path):
+    bag = tmp_path / "recorded"
+    counts = []
+    for _ in range(2):  # the second recorder is a restart of the first: same parameters
+        source = Node("source", context=context)
+        publisher = source.create_publisher(TFMessage, "/tf", RELIABLE_DEEP)
+        recorder = BagRecorderNode(context=context, parameter_overrides=[
+            Parameter("output", value=str(bag)), Parameter("existing_output", value="next"),
+            Parameter("topics", value=["/tf"])])
+        with spinning(context, source, recorder):
+            assert wait_until(lambda: publisher.get_subscription_count() > 0)
+            assert wait_until(lambda: publisher.publish(moving_transform(0)) or recorder.message_counts["/tf"] >= 3)
+        counts.append(recorder.message_counts["/tf"])
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["recorded", "recorded_2"]
+    for path, count in zip((bag, tmp_path / "recorded_2"), counts):
+        with BagReader(path) as reader:
+            assert reader.topics()["/tf"].count == count
+
+
 TIMING_OFFSETS_S = [0.0, 0.05, 0.1, 0.4, 0.45, 0.5, 0.9, 1.0]
 
 
@@ -525,6 +544,7 @@ def test_player_refuses_a_corrupt_bag_at_start(context, tmp_path):
     ({"output": ""}, ParameterError, "output is required"),
     ({"storage": "rosbag1"}, ParameterError, "storage must be one of"),
     ({"output": "EXISTING"}, StartupError, "exists already"),
+    ({"existing_output": "overwrite"}, ParameterError, "existing_output must be one of"),
 ])
 def test_recorder_refuses_bad_parameters(context, tmp_path, parameters, error, reason):
     overrides = {"output": str(tmp_path / "new"), "topics": ["/tf"], **parameters}
