@@ -201,6 +201,51 @@ def goal_check(summaries: list[dict], methods: tuple[str, ...]) -> tuple[list[st
     return lines, bool(met)
 
 
+RANGE_BINS = ((0.0, 10.0), (10.0, 20.0), (20.0, 30.0), (30.0, 50.0))
+"""Distance bands (metres ahead of the lidar) of the by-range table."""
+
+
+def range_table(results: list[EpisodeResult], methods: tuple[str, ...]) -> list[str]:
+    """Per method and distance band, pooled over every scan of the given episodes: how many scans
+    fell there, the share detected, mean points, occlusion, viewing angle and centre / yaw error
+    (over the detected scans)."""
+    bands = [f"{low:g}–{high:g} m" for low, high in RANGE_BINS]
+    header = "| method | " + " | ".join(bands) + " |"
+    lines = ["Each cell: scans · detected · points · occlusion · viewing angle (°, 0 end-on) · centre error (m) · "
+             "yaw error (°).", "", header, "|" + "---|" * (len(bands) + 1)]
+    for method in methods:
+        scans = [s for r in results if r.method == method for s in r.scans]
+        cells = []
+        for low, high in RANGE_BINS:
+            band = [s for s in scans if low <= s.distance < high]
+            found = [s for s in band if s.detected]
+            if not band:
+                cells.append("—")
+                continue
+            error = f"{np.mean([s.center_error for s in found]):.3f}" if found else "—"
+            yaw = f"{np.degrees(np.mean([s.yaw_error for s in found])):.1f}" if found else "—"
+            cells.append(f"{len(band)} · {len(found) / len(band):.2f} · {np.mean([s.point_count for s in band]):.0f} · "
+                         f"{np.mean([s.occlusion_ratio for s in band]):.2f} · "
+                         f"{np.degrees(np.mean([s.viewing_angle for s in band])):.0f} · {error} · {yaw}")
+        lines.append(f"| {METHOD_LABELS[method]} | " + " | ".join(cells) + " |")
+    return lines
+
+
+SCAN_COLUMNS = ("time_s", "distance_m", "lateral_m", "viewing_angle_deg", "occlusion_ratio", "points",
+                "visible_area_m2", "detected", "center_error_m", "yaw_error_deg", "detection_x_y_yaw")
+"""What each row of an episode's "scan_records" in croa_evaluation.json holds (see ScanRecord)."""
+
+
+def scan_rows(result: EpisodeResult) -> list[list]:
+    """An episode's scans as rows of SCAN_COLUMNS for the JSON (nan as None)."""
+    def number(value: float, digits: int):
+        return None if math.isnan(value) else round(float(value), digits)
+    return [[round(s.time, 2), number(s.distance, 2), number(s.lateral, 2), number(math.degrees(s.viewing_angle), 1),
+             number(s.occlusion_ratio, 3), s.point_count, number(s.visible_area, 2), s.detected,
+             number(s.center_error, 3), number(math.degrees(s.yaw_error), 1),
+             None if s.detection is None else [round(v, 2) for v in s.detection]] for s in result.scans]
+
+
 # --- plots ---------------------------------------------------------------------------------------
 
 def plot_paths(results: list[EpisodeResult], scenarios: list[str], path: Path) -> Path:
@@ -271,7 +316,12 @@ def plot_occlusion_over_time(results: list[EpisodeResult], scenarios: tuple[str,
 def write_report(config: CroaReportConfig, command: str = "evaluate-croa", progress: bool = True) -> Path:
     started = time.perf_counter()
     results = run_episodes(config, progress)
-    wall = time.perf_counter() - started
+    return write_documents(config, results, time.perf_counter() - started, command)
+
+
+def write_documents(config: CroaReportConfig, results: list[EpisodeResult], wall: float,
+                    command: str = "evaluate-croa") -> Path:
+    """The table, plots and JSON of episodes already run (`wall` seconds), as write_report writes them."""
     summaries = [episode_summary(r) for r in results]
     cluttered = [s for s in config.scenarios if is_cluttered(s)]
     images = config.output_dir / "images"
@@ -301,6 +351,8 @@ def write_report(config: CroaReportConfig, command: str = "evaluate-croa", progr
         *table([s for s in summaries if s["scenario"] in cluttered], config.methods), "",
         f"### Goal: CROA better than every baseline here, with zero collisions — **{'met' if goal_met else 'not met'}**",
         "", *goal_lines, "",
+        "### By distance to the target (cluttered scenarios)", "",
+        *range_table([r for r in results if r.scenario in cluttered], config.methods), "",
         "## All scenarios", "", *table(summaries, config.methods), "",
         "## Per scenario", ""]
     for scenario in config.scenarios:
@@ -318,11 +370,13 @@ def write_report(config: CroaReportConfig, command: str = "evaluate-croa", progr
     config.output_dir.mkdir(parents=True, exist_ok=True)
     report = config.output_dir / "croa_evaluation.md"
     report.write_text("\n".join(lines))
-    raw = [{k: v for k, v in s.items() if k != "solve_times"} | {"solve_median_s": float(np.median(s["solve_times"]))
-                                                                  if s["solve_times"] else None} for s in summaries]
+    raw = [{k: v for k, v in s.items() if k != "solve_times"}
+           | {"solve_median_s": float(np.median(s["solve_times"])) if s["solve_times"] else None,
+              "scan_records": scan_rows(r)} for s, r in zip(summaries, results)]
     (config.output_dir / "croa_evaluation.json").write_text(json.dumps(
         {"config": {"seeds": list(config.seeds), "scenarios": list(config.scenarios), "methods": list(config.methods),
-                    "episode": asdict(config.episode)}, "goal_met": goal_met, "episodes": raw}, indent=1, default=str))
+                    "episode": asdict(config.episode)}, "goal_met": goal_met, "scan_columns": list(SCAN_COLUMNS),
+         "episodes": raw}, indent=1, default=str))
     return report
 
 

@@ -75,6 +75,13 @@ class ScanRecord:
     """Bird's-eye centre error of that detection, metres (nan when not detected)."""
     yaw_error: float
     """Heading error of that detection, radians, modulo pi (nan when not detected)."""
+    viewing_angle: float
+    """Angle between the target's heading axis and its line of sight to the lidar, folded into
+    0 .. pi/2 radians (0: seen end-on, pi/2: broadside)."""
+    lateral: float
+    """Target centre left (+) or right (-) of the lidar across the ego's heading, metres."""
+    detection: tuple[float, float, float] | None
+    """The matched detection's centre x, y and yaw in map (None when not detected)."""
 
     @property
     def density(self) -> float:
@@ -213,13 +220,19 @@ class EpisodeRunner:
                                  target.label)
             if detection is None:
                 center_error = yaw_error = math.nan
+                matched = None
             else:
                 box = in_map[detection].box
                 center_error = float(np.linalg.norm(box.center[:2] - center))
                 yaw_error = abs(math.remainder(box.yaw - target_box.yaw, math.pi))
+                matched = (float(box.center[0]), float(box.center[1]), float(box.yaw))
+            sight = origin[:2] - center
+            viewing_angle = abs(math.remainder(math.atan2(sight[1], sight[0]) - target_box.yaw, math.pi))
+            lateral = float((center - origin[:2]) @ [-heading[1], heading[0]])
             result.scans.append(ScanRecord(world.time, distance, visibility.occlusion_ratio, visibility.visible_area,
                                            int(scan.object_point_counts.get(target_id, 0)), detection is not None,
-                                           center_error, yaw_error))
+                                           center_error, yaw_error, viewing_angle,
+                                           lateral, matched))
         return predictions, target_track
 
 
