@@ -2,6 +2,7 @@
 report written from it, and the goal check on known numbers."""
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -80,3 +81,12 @@ def test_report_is_written_with_table_and_plots(tmp_path):
     assert (tmp_path / "images" / "croa_paths.png").stat().st_size > 10_000
     assert (tmp_path / "images" / "croa_occlusion_over_time.png").stat().st_size > 10_000
     assert np.isfinite(float(report.split("| 1 lane keeping | 1 | ")[1].split(" |")[0]))
+    assert "### By distance to the target (cluttered scenarios)" in report
+    raw = json.loads((tmp_path / "croa_evaluation.json").read_text())
+    columns = raw["scan_columns"]
+    for episode in raw["episodes"]:
+        assert len(episode["scan_records"]) == episode["scans"] > 0
+        for row in episode["scan_records"]:
+            record = dict(zip(columns, row, strict=True))
+            assert record["distance_m"] > 0.0 and 0.0 <= record["viewing_angle_deg"] <= 90.0
+            assert record["detected"] == (record["detection_x_y_yaw"] is not None)
