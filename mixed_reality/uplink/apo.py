@@ -1,9 +1,10 @@
 """APO: accelerated penalty optimisation of GSCLO. The binary choice is relaxed to x in [0, 1] with
 each frame's energy interpolated linearly, the penalty rho sum x(1 - x) pushes x to 0/1, and the
 difference-of-convex problem is solved by proximal steps whose concave part is linearised at a
-Nesterov-extrapolated point while rho grows geometrically. Each step is the projection onto the box
-and the one quality constraint, solved exactly by a sort over its dual breakpoints. The result is
-rounded, repaired and improved into a feasible binary switching vector (docs/gsrmr.md)."""
+Nesterov-extrapolated point while rho grows geometrically, from the relaxation's optimum (the
+fractional knapsack by rank). Each step is the projection onto the box and the one quality
+constraint, solved exactly by a sort over its dual breakpoints. The result is rounded, repaired and
+improved into a feasible binary switching vector (docs/gsrmr.md)."""
 from __future__ import annotations
 
 import functools

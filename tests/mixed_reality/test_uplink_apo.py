@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.optimize import linprog
 
-from mixed_reality.uplink.apo import ApoConfig, ApoIterate, CoverProjection, solve_apo
+from mixed_reality.uplink.apo import ApoConfig, ApoIterate, CoverProjection, _drop_unneeded, _swap, solve_apo
 from mixed_reality.uplink.channel import Channel, ChannelConfig
 from mixed_reality.uplink.exact import solve_exact
 from mixed_reality.uplink.problem import random_instance
@@ -103,3 +103,25 @@ def test_without_iterations_apo_still_returns_a_feasible_vector():
 def test_bad_apo_configs_are_refused(values, message):
     with pytest.raises(ValueError, match=message):
         ApoConfig(**values)
+
+
+@settings(max_examples=200, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), size=st.integers(2, 30))
+def test_one_swap_round_makes_the_best_feasible_exchange(seed, size):
+    rng = np.random.default_rng(seed)
+    cost, gain = rng.uniform(0.1, 2.0, size), rng.uniform(0.05, 1.0, size)
+    gain /= rng.uniform(0.2, 0.9) * gain.sum()
+    chosen = _drop_unneeded(rng.random(size) < 0.6, cost, gain)
+    if gain @ chosen < 1.0:
+        return
+    # Every exchange of one upload for one pose-only frame, by brute force.
+    exchanges = [(cost[i] - cost[j], i, j) for i in np.flatnonzero(chosen) for j in np.flatnonzero(~chosen)
+                 if gain @ chosen - gain[i] + gain[j] >= 1.0 - 1e-9]
+    swapped = _swap(chosen, cost, gain, swap_rounds=1)
+    best = max(exchanges, default=(0.0, 0, 0))
+    if best[0] <= 1e-12:
+        assert np.array_equal(swapped, chosen)
+    else:
+        expected = chosen.copy()
+        expected[best[1]], expected[best[2]] = False, True
+        assert np.array_equal(swapped, _drop_unneeded(expected, cost, gain))
