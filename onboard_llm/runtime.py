@@ -14,7 +14,7 @@ from typing import Callable, Sequence
 import numpy as np
 import onnxruntime
 
-from onboard_llm.export import MODEL_FORMAT, cache_names
+from onboard_llm.export import MODEL_FORMAT, cache_head_dim, cache_names
 from onboard_llm.model import LlamaConfig
 from perception.model_files import ModelFileError, cpu_session_options
 
@@ -72,7 +72,7 @@ class OnnxLlm:
         self._past_names = cache_names(self.config.n_layers, "past")
 
     def empty_cache(self) -> list[np.ndarray]:
-        shape = (1, self.config.n_kv_heads, 0, self.config.head_dim)
+        shape = (1, self.config.n_kv_heads, 0, cache_head_dim(self.config))
         return [np.zeros(shape, dtype=np.float32) for _ in self._past_names]
 
     def forward(self, input_ids: Sequence[int], past: list[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:

@@ -31,16 +31,16 @@ import numpy as np
 import onnx
 import torch
 
-from onboard_llm.export import export_onnx
+from onboard_llm.export import cache_head_dim, export_onnx
 from onboard_llm.loaders import default_model_path, load_model
-from onboard_llm.model import LlamaModel, LlamaWeights
+from onboard_llm.model import LlamaConfig, LlamaModel, LlamaWeights
 from onboard_llm.quality import block_importance, english_text, layers_to_keep, perplexity, windows
 from onboard_llm.runtime import OnnxLlm
 from perception.model_files import ModelFileError
 
 VARIANTS = ("fp32", "int8", "int4", "int4_pruned")
 """Every variant this module builds, in order of build."""
-BUILDER_VERSION = 4
+BUILDER_VERSION = 5
 """Bumped when the build changes what the files contain; older caches are rebuilt."""
 INT4_BLOCK_SIZE = 32
 INT4_ACCURACY_LEVELS = (1, 4)
@@ -122,7 +122,9 @@ def quantize_int8(fp32_path: Path, output: Path) -> None:
     nodes = [node.name for node in weight_matmuls(onnx.load(str(fp32_path), load_external_data=False))
              if not node.name.endswith(("w_down/MatMul", "/output/MatMul"))]
     quantize_dynamic(str(fp32_path), str(output), op_types_to_quantize=["MatMul"], nodes_to_quantize=nodes,
-                     per_channel=True, weight_type=QuantType.QInt8)
+                     per_channel=True, weight_type=QuantType.QInt8,
+                     # onnx's shape inference stops at the contrib operators (export.py); every tensor is float32
+                     extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
 
 
 GGUF_Q4_BLOCKS = {"Q4_0": 18, "Q4_1": 20}
@@ -156,6 +158,25 @@ def _q4_as_matmulnbits(tensor) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.n
     return packed, scales, zero_points, minima
 
 
+def _pad_head_rows(repacked: tuple, head_dim: int, padded: int) -> tuple:
+    """_q4_as_matmulnbits's output with each head's rows followed by zero rows up to `padded` (the
+    graph's padded heads, export.cache_head_dim): zero quants, scales and minima give zero weights."""
+    packed, scales, _, minima = repacked
+    rows, blocks = packed.shape[:2]
+    heads = rows // head_dim
+
+    def grow(array: np.ndarray) -> np.ndarray:
+        shaped = array.reshape(heads, head_dim, -1)
+        return np.concatenate([shaped, np.zeros((heads, padded - head_dim, shaped.shape[2]), shaped.dtype)], axis=1)
+
+    packed = grow(packed.reshape(rows, -1)).reshape(heads * padded, blocks, 16)
+    scales = grow(scales).reshape(-1)
+    minima = None if minima is None else grow(minima).reshape(heads * padded, blocks)
+    zero_nibble = 0 if minima is not None else 8
+    zero_points = np.full(heads * padded * ((blocks + 1) // 2), zero_nibble | (zero_nibble << 4), dtype=np.uint8)
+    return packed, scales, zero_points, minima
+
+
 def repack_gguf_q4(model: onnx.ModelProto, gguf_path: Path, kept_layers: list[int], accuracy_level: int) -> int:
     """Replace each block projection whose GGUF weight is Q4_0/Q4_1 by an exact MatMulNBits (plus, for
     Q4_1, the minima's term: block sums of the input times the minima); returns how many were
@@ -163,6 +184,8 @@ def repack_gguf_q4(model: onnx.ModelProto, gguf_path: Path, kept_layers: list[in
     import gguf
 
     tensors = {tensor.name: tensor for tensor in gguf.GGUFReader(gguf_path).tensors}
+    config = LlamaConfig(**json.loads({entry.key: entry.value for entry in model.metadata_props}["llama_config"]))
+    head_dim, padded_head_dim = config.head_dim, cache_head_dim(config)
     initializers = {initializer.name: initializer for initializer in model.graph.initializer}
     nodes = []
     replaced = 0
@@ -175,14 +198,20 @@ def repack_gguf_q4(model: onnx.ModelProto, gguf_path: Path, kept_layers: list[in
         if not parts or len(kinds) != 1 or not kinds <= set(GGUF_Q4_BLOCKS):
             nodes.append(node)
             continue
+        exported = onnx.numpy_helper.to_array(initializers[node.input[1]])  # [K, N]
+        if exported.shape[0] != int(parts[0].shape[0]):  # GGUF shapes list the inputs first
+            nodes.append(node)  # inputs padded per head (export.cache_head_dim): the 32-blocks do not carry over
+            continue
         repacked = [_q4_as_matmulnbits(part) for part in parts]
+        if exported.shape[1] != sum(part[0].shape[0] for part in repacked):
+            repacked = [_pad_head_rows(part, head_dim, padded_head_dim) for part in repacked]
         packed, scales, zero_points = (np.concatenate([part[index] for part in repacked]) for index in range(3))
         minima = None if repacked[0][3] is None else np.concatenate([part[3] for part in repacked])
         rows, blocks = packed.shape[:2]
         nibbles = np.stack((packed & 0x0F, packed >> 4), axis=-1).reshape(rows, blocks, 32).astype(np.float32)
         zero = 0.0 if minima is not None else 8.0
         weight = (nibbles - zero) * scales.reshape(rows, blocks, 1) + (0.0 if minima is None else minima[..., None])
-        if not np.allclose(weight.reshape(rows, -1).T, onnx.numpy_helper.to_array(initializers[node.input[1]]), atol=1e-4):
+        if not np.allclose(weight.reshape(rows, -1).T, exported, atol=1e-4):
             raise ValueError(f"{gguf_path}: {[part.name for part in parts]} do not match the exported weight of {node.name}")
         prefix, source, output = node.input[1], node.input[0], node.output[0]
         model.graph.initializer.remove(initializers[prefix])

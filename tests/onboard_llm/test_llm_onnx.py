@@ -12,7 +12,7 @@ import onnx
 import pytest
 import torch
 
-from onboard_llm.export import export_onnx
+from onboard_llm.export import cache_head_dim, export_onnx
 from onboard_llm.loaders import load_llama2c, load_model
 from onboard_llm.model import LlamaModel
 from onboard_llm.runtime import OnnxLlm
@@ -68,7 +68,7 @@ def test_prefill_and_decode_logits_match_torch(tiny, tiny_onnx):
     step, present = llm.forward([42], past)
     assert np.abs(logits - reference[0].numpy()).max() < 1e-4
     assert np.abs(step - reference_step[0].numpy()).max() < 1e-4
-    assert present[0].shape == (1, weights.config.n_kv_heads, len(ids) + 1, weights.config.head_dim)
+    assert present[0].shape == (1, weights.config.n_kv_heads, len(ids) + 1, cache_head_dim(weights.config))
 
 
 def test_generation_stops_when_cancelled_and_refuses_more_than_the_context(tiny, tiny_onnx):
@@ -95,8 +95,10 @@ def test_gguf_q4_1_weights_are_repacked_exactly(tiny, tmp_path):
     weights, _ = load_model(path)
     fp32 = export_onnx(weights, tmp_path / "fp32.onnx")
     model = onnx.load(str(fp32))
-    # qkv, o and gate-up of 5 blocks have rows of whole 32-blocks; w_down (172 inputs) stays F32.
-    assert repack_gguf_q4(model, path, list(range(5)), accuracy_level=1) == 15
+    # qkv and gate-up of 5 blocks have rows of whole 32-blocks (qkv with zero rows for the heads padded from
+    # 8 to 16 features); o's inputs are padded per head, so its blocks do not carry over; w_down (172 inputs)
+    # stays F32.
+    assert repack_gguf_q4(model, path, list(range(5)), accuracy_level=1) == 10
     onnx.save(model, str(tmp_path / "repacked.onnx"))
     ids = [1, 403, 407, 261, 378, 300]
     reference, repacked = OnnxLlm(fp32, 1), OnnxLlm(tmp_path / "repacked.onnx", 1)
