@@ -1,7 +1,8 @@
 """ONNX graph of the Llama forward pass with the key-value cache as explicit inputs and outputs.
 
 One graph serves prefill (past length 0, all prompt tokens) and decode (one token, the cache so
-far): inputs `input_ids` [1, tokens] and `past_key_i`/`past_value_i` [1, kv_heads, past, head_dim],
+far): inputs `input_ids` [1, tokens] and `past_key_i`/`past_value_i` [1, kv_heads, past, head size]
+(`cache_head_dim`: the model's head_dim padded to a multiple of 16),
 outputs `logits` [1, tokens, vocab] and `present_key_i`/`present_value_i` (past + tokens). The
 model's config travels in the file's metadata.
 
