@@ -33,7 +33,7 @@ import onnx
 import torch
 from onnx import TensorProto, helper, numpy_helper
 
-from onboard_llm.model import LlamaConfig, LlamaWeights
+from onboard_llm.model import LlamaConfig, LlamaWeights, rope_angles
 
 MODEL_FORMAT = "edge_robot_runtime.onboard_llm/2"
 """metadata_props 'format' of the files this module writes (2: the fused-operator graph)."""
@@ -67,9 +67,8 @@ def _pad_heads(weight: torch.Tensor, heads: int, head_dim: int, padded: int, axi
 def rope_caches(config: LlamaConfig) -> tuple[np.ndarray, np.ndarray]:
     """GroupQueryAttention's cos/sin caches [context, cache_head_dim / 2], one angle per feature pair
     (the padded pairs get angle 0; their features are zero anyway)."""
-    inverse = 1.0 / config.rope_theta ** (np.arange(0, config.head_dim, 2, dtype=np.float64) / config.head_dim)
-    inverse = np.concatenate([inverse, np.zeros((cache_head_dim(config) - config.head_dim) // 2)])
-    angles = np.outer(np.arange(config.context_length, dtype=np.float64), inverse)
+    angles = rope_angles(config).numpy()
+    angles = np.pad(angles, ((0, 0), (0, (cache_head_dim(config) - config.head_dim) // 2)))
     return np.cos(angles).astype(np.float32), np.sin(angles).astype(np.float32)
 
 

@@ -84,9 +84,15 @@ def _linear(weight: torch.Tensor) -> nn.Linear:
     return layer
 
 
+def rope_angles(config: LlamaConfig) -> torch.Tensor:
+    """RoPE's angle of each position and feature pair, float64 [context_length, head_dim / 2]."""
+    inverse = 1.0 / config.rope_theta ** (torch.arange(0, config.head_dim, 2).double() / config.head_dim)
+    return torch.outer(torch.arange(config.context_length).double(), inverse)
+
+
 def pair_rotation(head_dim: int) -> torch.Tensor:
     """R with (x @ R)[2i] = −x[2i+1] and (x @ R)[2i+1] = x[2i]: RoPE's quarter turn of each adjacent pair
-    as one small MatMul (fewer graph nodes per step than slicing and stacking the pairs)."""
+    as one small MatMul."""
     rotation = torch.zeros(head_dim, head_dim)
     index = torch.arange(0, head_dim, 2)
     rotation[index + 1, index] = -1.0
@@ -147,10 +153,8 @@ class LlamaModel(nn.Module):
         self.embedding = nn.Embedding.from_pretrained(weights.embedding.clone(), freeze=True)
         self.blocks = nn.ModuleList(Block(config, layer) for layer in weights.layers)
         self.final_norm = RMSNorm(weights.final_norm, config.norm_eps)
-        # A separate copy even for tied models, so the exported graph has a plain MatMul weight to quantize.
         self.output = _linear(weights.output)
-        inverse = 1.0 / config.rope_theta ** (torch.arange(0, config.head_dim, 2).double() / config.head_dim)
-        angles = torch.outer(torch.arange(config.context_length).double(), inverse)
+        angles = rope_angles(config)
         self.register_buffer("cos", angles.cos().float().repeat_interleave(2, dim=1), persistent=False)
         self.register_buffer("sin", angles.sin().float().repeat_interleave(2, dim=1), persistent=False)
         self.register_buffer("rotation", pair_rotation(config.head_dim), persistent=False)
