@@ -136,6 +136,13 @@ PROJECTION_TENSORS = {"wqkv": ("attn_q", "attn_k", "attn_v"), "wo": ("attn_outpu
 """Each exported projection's GGUF tensors, stacked along the outputs in this order (model.Block)."""
 
 
+def _packed_zero_points(rows: int, blocks_per_row: int, with_minima: bool) -> np.ndarray:
+    """MatMulNBits' packed 4-bit zero points, one per block, all alike: 0 for Q4_1 (its minima are a
+    term of their own), 8 for Q4_0."""
+    zero_nibble = 0 if with_minima else 8
+    return np.full(rows * ((blocks_per_row + 1) // 2), zero_nibble | (zero_nibble << 4), dtype=np.uint8)
+
+
 def _q4_as_matmulnbits(tensor) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
     """A GGUF Q4_0/Q4_1 [N, K] tensor as MatMulNBits inputs with integer zero points, exactly:
     (packed [N, K/32, 16], scales [N·K/32], packed zero points, block minima [N, K/32] or None).
@@ -147,15 +154,14 @@ def _q4_as_matmulnbits(tensor) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.n
     scales = blocks[:, 0:2].copy().view(np.float16)[:, 0].astype(np.float32)
     if tensor.tensor_type.name == "Q4_1":
         minima = blocks[:, 2:4].copy().view(np.float16)[:, 0].astype(np.float32).reshape(rows, blocks_per_row)
-        quants, zero_nibble = blocks[:, 4:], 0
+        quants = blocks[:, 4:]
     else:
-        minima, quants, zero_nibble = None, blocks[:, 2:], 8
+        minima, quants = None, blocks[:, 2:]
     # ggml keeps element j in the low nibble of byte j and element j + 16 in its high nibble;
     # MatMulNBits keeps elements 2i and 2i + 1 in the low and high nibble of byte i.
     values = np.concatenate((quants & 0x0F, quants >> 4), axis=1)
     packed = (values[:, 0::2] | (values[:, 1::2] << 4)).astype(np.uint8).reshape(rows, blocks_per_row, 16)
-    zero_points = np.full(rows * ((blocks_per_row + 1) // 2), zero_nibble | (zero_nibble << 4), dtype=np.uint8)
-    return packed, scales, zero_points, minima
+    return packed, scales, _packed_zero_points(rows, blocks_per_row, minima is not None), minima
 
 
 def _pad_head_rows(repacked: tuple, head_dim: int, padded: int) -> tuple:
@@ -172,9 +178,7 @@ def _pad_head_rows(repacked: tuple, head_dim: int, padded: int) -> tuple:
     packed = grow(packed.reshape(rows, -1)).reshape(heads * padded, blocks, 16)
     scales = grow(scales).reshape(-1)
     minima = None if minima is None else grow(minima).reshape(heads * padded, blocks)
-    zero_nibble = 0 if minima is not None else 8
-    zero_points = np.full(heads * padded * ((blocks + 1) // 2), zero_nibble | (zero_nibble << 4), dtype=np.uint8)
-    return packed, scales, zero_points, minima
+    return packed, scales, _packed_zero_points(heads * padded, blocks, minima is not None), minima
 
 
 def repack_gguf_q4(model: onnx.ModelProto, gguf_path: Path, kept_layers: list[int], accuracy_level: int) -> int:
