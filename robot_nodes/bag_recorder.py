@@ -70,6 +70,8 @@ class BagRecorderNode(Node):
         try:
             self.config = declare_config(self, BagRecorderConfig)
             self._pending = self._resolve_topics()
+            self.output = self._bag_path()
+            """The bag this recorder writes."""
             self._bag_io, self._writer = self._open_bag()
         except BaseException:
             super().destroy_node()  # this class's destroy_node expects a recorder that started
@@ -93,19 +95,22 @@ class BagRecorderNode(Node):
         rosbags' sqlite3 storage only works on the thread that created it, and writing on a
         thread of its own keeps disk time out of the executor's callbacks.
         """
-        output = Path(self.config.output)
-        if self.config.existing_output == "next" and output.exists():
-            output = next(candidate for number in itertools.count(2)
-                          if not (candidate := output.with_name(f"{output.name}_{number}")).exists())
-            self.get_logger().warning(f"{self.config.output} exists already: recording into {output}")
-        self.output = output
-        """The bag this recorder writes."""
         bag_io = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bag_io")
         try:
-            return bag_io, bag_io.submit(BagWriter, output, self.config.storage).result()
+            return bag_io, bag_io.submit(BagWriter, self.output, self.config.storage).result()
         except BagError as error:
             bag_io.shutdown()
             raise StartupError(str(error)) from None
+
+    def _bag_path(self) -> Path:
+        """`output`, or with existing_output "next" and `output` there already, the first free `<output>_N`."""
+        output = Path(self.config.output)
+        if self.config.existing_output != "next" or not output.exists():
+            return output
+        free = next(candidate for number in itertools.count(2)
+                    if not (candidate := output.with_name(f"{output.name}_{number}")).exists())
+        self.get_logger().warning(f"{output} exists already: recording into {free}")
+        return free
 
     def _resolve_topics(self) -> list[str]:
         try:

@@ -395,8 +395,8 @@ def mixed_reality_section(contents: BagContents, report: Report) -> Section:
     lines = [f"- {len(decisions)} camera frames decided over {seconds:.1f} s, {uploads} uploaded; uplink energy "
              f"{energy.sum():.3g} J, always uploading {always.sum():.3g} J ({always.sum() / energy.sum():.1f}x more)"]
     fallbacks = collections.Counter(d.reason for d in decisions if d.fallback)
-    report.metrics["gsrmr.fallbacks"] = sum(fallbacks.values())
-    lines.append(f"- policy fallbacks (the image uploaded at full power): {sum(fallbacks.values())}"
+    report.metrics["gsrmr.fallbacks"] = fallback_count = fallbacks.total()
+    lines.append(f"- policy fallbacks (the image uploaded at full power): {fallback_count}"
                  + "".join(f"; {count} x {reason}" for reason, count in fallbacks.most_common(3)))
     times = np.array([contents.seconds_since_start(stamp_ns(d.header.stamp)) for d in decisions])
     section.figures.append(Figure("uplink", "Per camera frame: upload or pose only, and the cumulative uplink "
