@@ -155,8 +155,8 @@ class EpisodeRunner:
             raise ValueError(f"scenario {scenario}: no staged target")
         truth = {o.object_id: o for o in world.ground_truth()}
         target_truth = truth[target_id]
-        result = EpisodeResult(scenario, world.seed, method, target_box=_box_row(target_truth))
-        result.scene_boxes = np.array([_box_row(o) for o in truth.values() if o.is_static
+        result = EpisodeResult(scenario, world.seed, method, target_box=target_truth.box.as_array())
+        result.scene_boxes = np.array([o.box.as_array() for o in truth.values() if o.is_static
                                        and np.linalg.norm(o.box.center[:2] - world.ego_pose[:2]) < 120.0])
         vehicle = vehicle_of(world)
         lane_keeping = LaneKeepingController(world.lane_centerlines) if method == "lane_keeping" else None
@@ -246,10 +246,6 @@ def _nearest(center: np.ndarray, candidates: list, label) -> int | None:
         if GROUP_OF_LABEL[int(candidate_label)] == group and distance <= best_distance:
             best, best_distance = identifier, distance
     return best
-
-
-def _box_row(o: GroundTruthObject) -> np.ndarray:
-    return np.array([*o.box.center, *o.box.size, o.box.yaw])
 
 
 def _clearance(world: World) -> float:

@@ -26,7 +26,7 @@ from visualization_msgs.msg import MarkerArray
 
 from edge_robot_msgs.msg import DetectedObjects, PredictedObjects, TrackedObjects
 from perception.model_files import ModelFileError
-from perception.objects import Box3D, DetectedObject, boxes_into_frame
+from perception.objects import Box3D, DetectedObject, boxes_into_frame, boxes_to_array
 from perception.prediction.predictor import TrajectoryPredictor
 from perception.prediction.track_predictor import METHODS, TrackPredictionConfig, TrackPredictor
 from perception.tracking import MultiObjectTracker, TrackerConfig, TrackerInputError
@@ -191,7 +191,7 @@ def _into_frame(detections: list[DetectedObject], frame_pose: np.ndarray) -> lis
     if not detections or np.array_equal(frame_pose, np.eye(4)):
         return detections
     # boxes_into_frame expresses parent-frame boxes in a child; the tracking frame is the sensor frame's parent.
-    boxes = boxes_into_frame(np.array([[*d.box.center, *d.box.size, d.box.yaw] for d in detections]),
+    boxes = boxes_into_frame(boxes_to_array([d.box for d in detections]),
                              np.linalg.inv(frame_pose))
     return [DetectedObject(d.label, d.score, Box3D(box[:3], box[3:6], box[6]), d.num_points)
             for d, box in zip(detections, boxes)]

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from perception.box_iou import bev_iou_matrix
-from perception.objects import Box3D, DetectedObject, ObjectClass, TrackedObject
+from perception.objects import Box3D, DetectedObject, ObjectClass, TrackedObject, boxes_to_array
 from perception.tracking.association import (MEASUREMENT_SIZE, assign, gate_threshold, innovations,
                                              mahalanobis_squared)
 from perception.tracking.config import GROUP_OF_LABEL, TrackerConfig
@@ -194,8 +194,7 @@ class MultiObjectTracker:
     def _detection_arrays(detections: Sequence[DetectedObject]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Boxes (D, 7) x, y, z, l, w, h, yaw, labels (D,) and scores (D,); refuses non-finite values
         and labels that are no ObjectClass."""
-        boxes = np.array([[*d.box.center, *d.box.size, d.box.yaw] for d in detections], dtype=np.float64)
-        boxes = boxes.reshape(-1, 7)
+        boxes = boxes_to_array([d.box for d in detections])
         scores = np.array([d.score for d in detections], dtype=np.float64)
         if not (np.isfinite(boxes).all() and np.isfinite(scores).all()):
             bad = np.flatnonzero(~np.isfinite(boxes).all(axis=1) | ~np.isfinite(scores)).tolist()
