@@ -14,7 +14,10 @@
    budget (no stop token), so both do the same work and the energy compares operating points, not
    where a variant's answer happened to end.
 
-    python bench/bench_llm.py [--threads 1 2] [--trace 30] [--no-speed] [--json out/bench_llm.json]
+    python bench/bench_llm.py [--threads 1 2] [--spin] [--trace 30] [--no-speed] [--json out/bench_llm.json]
+
+--spin: onnxruntime's threads spin between operators (the node's spin_threads; llama.cpp's threads
+spin between its operators by default).
 """
 from __future__ import annotations
 
@@ -49,14 +52,14 @@ TRACE_QUESTIONS = ["Is the road ahead clear?", "How many cars do you see?",
                    "it is going, and whether any of them could cross our path in the next few seconds."]
 
 
-def onnx_speed(path: Path, threads: int, chat_ids: list[int], prefill_ids: list[int]) -> tuple[float, float]:
-    llm = OnnxLlm(path, threads)
+def onnx_speed(path: Path, threads: int, spin: bool, chat_ids: list[int], prefill_ids: list[int]) -> tuple[float, float]:
+    llm = OnnxLlm(path, threads, spin)
     llm.generate(chat_ids, 4)  # warm-up
     decode = max(DECODE_TOKENS - 1, 1) / min(llm.generate(chat_ids, DECODE_TOKENS).stats.decode_time for _ in range(2))
     best = float("inf")
     for _ in range(3):
         start = time.perf_counter()
-        llm.forward(prefill_ids, llm.empty_cache())
+        llm.forward(prefill_ids, llm.new_cache(len(prefill_ids)), last_only=True)
         best = min(best, time.perf_counter() - start)
     return decode, len(prefill_ids) / best
 
@@ -142,6 +145,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS))
+    parser.add_argument("--spin", action="store_true", help="spinning onnxruntime threads (spin_threads)")
     parser.add_argument("--trace", type=int, default=30, help="requests in the controller trace (0: skip)")
     parser.add_argument("--no-speed", action="store_true", help="skip the tokens/s rows (rerun only the trace)")
     parser.add_argument("--json", type=Path, default=REPO / "out/bench_llm.json")
@@ -157,15 +161,15 @@ def main() -> int:
     tokenizer = load_tokenizer(model)
     chat_ids = tokenizer.encode(tokenizer.chat_prompt([{"role": "user", "content": CHAT_QUESTION}]))
     prefill_ids = windows(tokenizer, english_text().evaluation, PREFILL_TOKENS, 1)[0]
-    results: dict = {"model": model.name, "chat_prompt_tokens": len(chat_ids), "speed": {}}
+    results: dict = {"model": model.name, "chat_prompt_tokens": len(chat_ids), "spin": args.spin, "speed": {}}
     print(f"SmolLM2-135M-Instruct, {len(chat_ids)}-token chat prompt, {DECODE_TOKENS} new tokens; prefill "
-          f"{PREFILL_TOKENS} tokens; shared 2-core machine\n")
+          f"{PREFILL_TOKENS} tokens; onnxruntime threads {'spinning' if args.spin else 'sleeping'} between operators\n")
     print("| runtime | variant | threads | decode tok/s | prefill tok/s | perplexity |")
     print("| --- | --- | --- | --- | --- | --- |")
     results["perplexity"] = {variant: manifest["variants"][variant]["perplexity"] for variant in args.variants}
     for variant in [] if args.no_speed else args.variants:
         for threads in args.threads:
-            decode, prefill = onnx_speed(files[variant], threads, chat_ids, prefill_ids)
+            decode, prefill = onnx_speed(files[variant], threads, args.spin, chat_ids, prefill_ids)
             results["speed"][f"{variant}/{threads}"] = {"decode": decode, "prefill": prefill}
             print(f"| onnxruntime | {variant} | {threads} | {decode:.1f} | {prefill:.0f} | "
                   f"{results['perplexity'][variant]:.3f} |", flush=True)
@@ -193,7 +197,7 @@ def main() -> int:
         if not args.trace:
             break
         engine = OnboardLlm(model, ["int4", "int8", "int4_pruned"], args.threads, cache,
-                            max_quality_loss=quality_loss, log=print)
+                            max_quality_loss=quality_loss, log=print, spin=args.spin)
         trace = run_trace(engine, trace_requests(args.trace))
         results.setdefault("trace", {})[label] = trace
         print(f"\ncontroller trace, {label} ({trace['requests']} requests, energy source {engine.meter.source}): met "

@@ -82,15 +82,19 @@ class Profile:
     energy_source: str
     measurements: list[dict] = field(default_factory=list)
     """Raw runs: variant, threads, prompt_tokens, ttft, tpot, joules, wall."""
+    spin: bool = False
+    """Whether the sessions measured had spinning threads (OnnxLlm)."""
 
     def save(self, path: Path) -> None:
-        path.write_text(json.dumps({"energy_source": self.energy_source, "measurements": self.measurements,
+        path.write_text(json.dumps({"energy_source": self.energy_source, "spin": self.spin,
+                                    "measurements": self.measurements,
                                     "points": [dataclasses.asdict(point) for point in self.points]}, indent=1))
 
     @staticmethod
     def load(path: Path) -> "Profile":
         data = json.loads(Path(path).read_text())
-        return Profile([OperatingPoint(**point) for point in data["points"]], data["energy_source"], data["measurements"])
+        return Profile([OperatingPoint(**point) for point in data["points"]], data["energy_source"], data["measurements"],
+                       data.get("spin", False))
 
 
 def profile_operating_points(models: dict[tuple[str, int], OnnxLlm], prompt: list[int],
@@ -121,7 +125,7 @@ def profile_operating_points(models: dict[tuple[str, int], OnnxLlm], prompt: lis
         slope, intercept = np.polyfit(lengths, ttfts, 1) if len(lengths) > 1 else (0.0, ttfts[0])
         points.append(OperatingPoint(variant, threads, max(float(intercept), 0.0), max(float(slope), 0.0),
                                      float(np.median(tpots)), float(np.mean(watts))))
-    return Profile(points, meter.source, measurements)
+    return Profile(points, meter.source, measurements, any(llm.spin for llm in models.values()))
 
 
 @dataclass

@@ -50,14 +50,15 @@ class Answer:
 class OnboardLlm:
     def __init__(self, model_path: Path, variants: Sequence[str], threads: Sequence[int],
                  cache_root: Path = DEFAULT_CACHE, context_tokens: int = 2048, max_quality_loss: float = 0.08,
-                 tokenizer_path: Path | None = None, log: Callable[[str], None] = print) -> None:
+                 tokenizer_path: Path | None = None, log: Callable[[str], None] = print, spin: bool = False) -> None:
+        """`spin`: spinning onnxruntime threads (OnnxLlm), for cores the model has to itself."""
         manifest, files = load_manifest(model_path, cache_root)
         unknown = [name for name in variants if name not in files]
         if unknown:
             raise ModelFileError(f"{cache_folder(model_path, cache_root)}: variants {unknown} not built "
                                  f"(built: {sorted(files)})")
         self.tokenizer = load_tokenizer(model_path, tokenizer_path)
-        self.models = {(name, count): OnnxLlm(files[name], count) for name in variants for count in threads}
+        self.models = {(name, count): OnnxLlm(files[name], count, spin) for name in variants for count in threads}
         config = next(iter(self.models.values())).config
         self.context_tokens = min(context_tokens, config.context_length)
         self.meter = EnergyMeter()
@@ -69,7 +70,8 @@ class OnboardLlm:
     def _profile(self, path: Path, log: Callable[[str], None]) -> Profile:
         if path.is_file() and path.stat().st_mtime >= (path.parent / MANIFEST_FILE).stat().st_mtime:
             profile = Profile.load(path)
-            if {point.key for point in profile.points} >= set(self.models) and profile.energy_source == self.meter.source:
+            if ({point.key for point in profile.points} >= set(self.models) and profile.energy_source == self.meter.source
+                    and profile.spin == next(iter(self.models.values())).spin):
                 profile.points = [point for point in profile.points if point.key in self.models]
                 return profile
         log(f"profiling {len(self.models)} operating points (once; saved to {path})")

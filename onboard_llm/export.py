@@ -1,10 +1,21 @@
 """ONNX graph of the Llama forward pass with the key-value cache as explicit inputs and outputs.
 
 One graph serves prefill (past length 0, all prompt tokens) and decode (one token, the cache so
-far): inputs `input_ids` [1, tokens] and `past_key_i`/`past_value_i` [1, kv_heads, past, head size]
-(`cache_head_dim`: the model's head_dim padded to a multiple of 16),
-outputs `logits` [1, tokens, vocab] and `present_key_i`/`present_value_i` (past + tokens). The
-model's config travels in the file's metadata.
+far). Inputs:
+
+- `input_ids` [1, tokens];
+- `past_sequence_length` [1] (int64): how many cached positions are filled;
+- `logits_to_keep` [1] (int64): logits are computed for the last this many tokens only (1 when
+  generating: over a 256-token prompt the output head is 14 % of an int4 prefill);
+- `past_key_i`/`past_value_i` [1, kv_heads, capacity, head size] (`cache_head_dim`: the model's
+  head_dim padded to a multiple of 16), capacity ≥ past_sequence_length.
+
+Outputs: `logits` [1, kept tokens, vocab] and `present_key_i`/`present_value_i`. With capacity equal
+to the past length, the presents are the past plus the new tokens; with a larger capacity (a
+preallocated buffer) GroupQueryAttention writes the new keys and values into the buffer at
+past_sequence_length and the presents have the buffer's shape, so binding each present to its past's
+buffer (runtime.KvCache) updates the cache in place instead of copying it every step. The model's
+config travels in the file's metadata.
 
 The graph is written node by node with onnxruntime's fused operators, the way onnxruntime-genai's
 model builder lays out a decoder, so that a decode step runs few nodes (per block: two RMSNorms, one
@@ -35,8 +46,9 @@ from onnx import TensorProto, helper, numpy_helper
 
 from onboard_llm.model import LlamaConfig, LlamaWeights, rope_angles
 
-MODEL_FORMAT = "edge_robot_runtime.onboard_llm/2"
-"""metadata_props 'format' of the files this module writes (2: the fused-operator graph)."""
+MODEL_FORMAT = "edge_robot_runtime.onboard_llm/3"
+"""metadata_props 'format' of the files this module writes (2: the fused-operator graph; 3: the past
+length and the kept logits as inputs)."""
 OPSET = 17
 MICROSOFT = "com.microsoft"
 
@@ -105,8 +117,7 @@ def build_graph(weights: LlamaWeights) -> onnx.ModelProto:
 
     # seqlens_k (total − 1, [batch]) and total_sequence_length (scalar), once per step.
     tokens = graph.node("Shape", ["input_ids"], ["/tokens"], "/tokens", start=1, end=2)[0]
-    past = graph.node("Shape", ["past_key_0"], ["/past"], "/past", start=2, end=3)[0]
-    total64 = graph.node("Add", [past, tokens], ["/total64"], "/total64")[0]
+    total64 = graph.node("Add", ["past_sequence_length", tokens], ["/total64"], "/total64")[0]
     total = graph.node("Cast", [total64], ["/total"], "/total", to=TensorProto.INT32)[0]
     one = graph.constant("/one", np.array([1], dtype=np.int32))
     seqlens_k = graph.node("Sub", [total, one], ["/seqlens_k"], "/seqlens_k")[0]
@@ -151,17 +162,22 @@ def build_graph(weights: LlamaWeights) -> onnx.ModelProto:
     gain = graph.constant("final_norm.weight", weights.final_norm.numpy())
     h = graph.node("SkipSimplifiedLayerNormalization", [delta, residual, gain], ["/final_norm"], "/final_norm",
                    domain=MICROSOFT, epsilon=epsilon)[0]
+    first_kept = graph.node("Neg", ["logits_to_keep"], ["/first_kept"], "/first_kept")[0]
+    h = graph.node("Slice", [h, first_kept, graph.constant("/slice_end", np.array([np.iinfo(np.int64).max])),
+                             graph.constant("/slice_axis", np.array([1]))], ["/kept"], "/kept")[0]
     graph.linear(h, weights.output, "/output")
     graph.nodes[-1].output[0] = "logits"
 
     def cache_shape(axis: str) -> list:
         return [1, config.n_kv_heads, axis, head_dim]
 
-    inputs = [helper.make_tensor_value_info("input_ids", TensorProto.INT64, [1, "tokens"])]
-    inputs += [helper.make_tensor_value_info(name, TensorProto.FLOAT, cache_shape("past"))
+    inputs = [helper.make_tensor_value_info("input_ids", TensorProto.INT64, [1, "tokens"]),
+              helper.make_tensor_value_info("past_sequence_length", TensorProto.INT64, [1]),
+              helper.make_tensor_value_info("logits_to_keep", TensorProto.INT64, [1])]
+    inputs += [helper.make_tensor_value_info(name, TensorProto.FLOAT, cache_shape("capacity"))
                for name in cache_names(config.n_layers, "past")]
-    outputs = [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, "tokens", config.vocab_size])]
-    outputs += [helper.make_tensor_value_info(name, TensorProto.FLOAT, cache_shape("total"))
+    outputs = [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, "kept", config.vocab_size])]
+    outputs += [helper.make_tensor_value_info(name, TensorProto.FLOAT, cache_shape("present"))
                 for name in cache_names(config.n_layers, "present")]
     model = helper.make_model(helper.make_graph(graph.nodes, "llama", inputs, outputs, graph.initializers),
                               opset_imports=[helper.make_opsetid("", OPSET), helper.make_opsetid(MICROSOFT, 1)])

@@ -40,7 +40,7 @@ from perception.model_files import ModelFileError
 
 VARIANTS = ("fp32", "int8", "int4", "int4_pruned")
 """Every variant this module builds, in order of build."""
-BUILDER_VERSION = 5
+BUILDER_VERSION = 6
 """Bumped when the build changes what the files contain; older caches are rebuilt."""
 INT4_BLOCK_SIZE = 32
 INT4_ACCURACY_LEVELS = (1, 4)
@@ -304,8 +304,9 @@ def logit_difference(weights: LlamaWeights, onnx_path: Path, ids: list[int]) -> 
         reference, *cache = model(torch.tensor([ids]), *model.empty_cache())
         next_token = int(reference[0, -1].argmax())
         reference_step, *_ = model(torch.tensor([[next_token]]), *cache)
-    logits, past = llm.forward(ids, llm.empty_cache())
-    step_logits, _ = llm.forward([next_token], past)
+    cache = llm.new_cache(len(ids) + 1)
+    logits = llm.forward(ids, cache)
+    step_logits = llm.forward([next_token], cache)
     return {"prefill": float(np.abs(logits - reference[0].numpy()).max()),
             "decode": float(np.abs(step_logits - reference_step[0].numpy()).max())}
 
@@ -329,7 +330,7 @@ def build_variants(model_path: Path, output: Path, tokenizer_path: Path | None =
 
     def record(name: str, description: str, layers: int, **extra) -> None:
         llm = OnnxLlm(paths[name], threads)
-        value = perplexity(lambda ids: llm.forward(ids, llm.empty_cache())[0], evaluation)
+        value = perplexity(llm.prefill_logits, evaluation)
         manifest["variants"][name] = {"file": paths[name].name, "description": description, "layers": layers,
                                       "bytes": paths[name].stat().st_size, "perplexity": value, **extra}
         log(f"[build-llm-variants] {name}: perplexity {value:.3f}, {paths[name].stat().st_size / 1e6:.1f} MB "
@@ -358,7 +359,7 @@ def build_variants(model_path: Path, output: Path, tokenizer_path: Path | None =
             with_accuracy_level(scratch / "int4_base.onnx", candidate, level)
             llm = OnnxLlm(candidate, threads)
             measured[level] = {"decode_s_per_token": decode_seconds_per_token(candidate, prompt, threads),
-                               "perplexity": perplexity(lambda ids: llm.forward(ids, llm.empty_cache())[0], evaluation)}
+                               "perplexity": perplexity(llm.prefill_logits, evaluation)}
         fp32_perplexity = manifest["variants"]["fp32"]["perplexity"]
         acceptable = [level for level in INT4_ACCURACY_LEVELS
                       if measured[level]["perplexity"] <= fp32_perplexity * (1 + INT4_PERPLEXITY_TOLERANCE)]

@@ -73,6 +73,10 @@ class OnboardLlmConfig:
     """Variants the controller may choose from (fp32, int8, int4, int4_pruned)."""
     threads: list[int] = field(default_factory=lambda: [1, 2])
     """onnxruntime thread counts the controller may choose from (one session per variant and count)."""
+    spin_threads: bool = False
+    """onnxruntime's threads spin between the operators of a step instead of sleeping: faster on cores
+    the model has to itself (int4 at 2 threads: 97 against 74 tok/s), much slower when other work
+    holds a core (39 against 65)."""
     context_tokens: int = field(default=2048, metadata={"range": (64, 8192)})
     """Most tokens of prompt + answer; longer prompts are cut (with a warning)."""
     max_new_tokens: int = field(default=96, metadata={"range": (1, 1024)})
@@ -200,7 +204,8 @@ class OnboardLlmNode(Node):
                 build_variants(self.model_path, cache_folder(self.model_path, cache), tokenizer,
                                log=lambda line: self.get_logger().info(line))
             return OnboardLlm(self.model_path, config.variants, config.threads, cache, config.context_tokens,
-                              config.max_quality_loss, tokenizer, log=lambda line: self.get_logger().info(line))
+                              config.max_quality_loss, tokenizer, log=lambda line: self.get_logger().info(line),
+                              spin=config.spin_threads)
         except ModelFileError as error:
             raise StartupError(f"onboard_llm: {error} (parameters model_path, cache_dir)") from None
 

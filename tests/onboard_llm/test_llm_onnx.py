@@ -12,7 +12,7 @@ import onnx
 import pytest
 import torch
 
-from onboard_llm.export import cache_head_dim, export_onnx
+from onboard_llm.export import export_onnx
 from onboard_llm.loaders import load_llama2c, load_model
 from onboard_llm.model import LlamaModel
 from onboard_llm.runtime import OnnxLlm
@@ -64,11 +64,32 @@ def test_prefill_and_decode_logits_match_torch(tiny, tiny_onnx):
     with torch.no_grad():
         reference, *cache = model(torch.tensor([ids]), *model.empty_cache())
         reference_step, *_ = model(torch.tensor([[42]]), *cache)
-    logits, past = llm.forward(ids, llm.empty_cache())
-    step, present = llm.forward([42], past)
+    cache = llm.new_cache(len(ids) + 1)
+    logits = llm.forward(ids, cache)
+    step = llm.forward([42], cache)
     assert np.abs(logits - reference[0].numpy()).max() < 1e-4
     assert np.abs(step - reference_step[0].numpy()).max() < 1e-4
-    assert present[0].shape == (1, weights.config.n_kv_heads, len(ids) + 1, cache_head_dim(weights.config))
+    assert cache.length == len(ids) + 1
+
+
+def test_the_cache_is_filled_in_place_and_refuses_more_than_it_holds(tiny, tiny_onnx):
+    _, tokenizer = tiny
+    llm = OnnxLlm(tiny_onnx, threads=1)
+    ids = [tokenizer.bos_id] + tokenizer.encode("Once upon a time, there was a little girl named Lily.")
+    whole = llm.prefill_logits(ids)
+    assert whole.shape == (len(ids), llm.config.vocab_size)
+    # a reused cache: what is left beyond its length from a longer sequence is masked, not read
+    cache = llm.new_cache(len(ids) + 8)
+    llm.forward([99] * (len(ids) + 8), cache)
+    cache.length = 0
+    stepped = [llm.forward(ids[:4], cache, last_only=True)] + [llm.forward([token], cache, last_only=True)
+                                                              for token in ids[4:]]
+    assert all(step.shape == (1, llm.config.vocab_size) for step in stepped)
+    assert np.abs(np.concatenate(stepped) - whole[3:]).max() < 1e-4
+    with pytest.raises(ValueError, match=f"{len(ids)} cached \\+ 9 new tokens exceed the cache of {len(ids) + 8}"):
+        llm.forward([1] * 9, cache)
+    with pytest.raises(ValueError, match="belongs to another session"):
+        OnnxLlm(tiny_onnx, threads=1).forward([1], cache)
 
 
 def test_generation_stops_when_cancelled_and_refuses_more_than_the_context(tiny, tiny_onnx):
@@ -102,8 +123,7 @@ def test_gguf_q4_1_weights_are_repacked_exactly(tiny, tmp_path):
     onnx.save(model, str(tmp_path / "repacked.onnx"))
     ids = [1, 403, 407, 261, 378, 300]
     reference, repacked = OnnxLlm(fp32, 1), OnnxLlm(tmp_path / "repacked.onnx", 1)
-    expected, _ = reference.forward(ids, reference.empty_cache())
-    actual, _ = repacked.forward(ids, repacked.empty_cache())
+    expected, actual = reference.prefill_logits(ids), repacked.prefill_logits(ids)
     assert np.abs(actual - expected).max() < 1e-3
 
 

@@ -51,9 +51,9 @@ def slow_down(node: OnboardLlmNode) -> None:
     for llm in node.llm.models.values():
         forward = llm.forward
 
-        def slow(ids, past, forward=forward):
+        def slow(ids, cache, last_only=False, forward=forward):
             time.sleep(SLOW_STEP_S)
-            return forward(ids, past)
+            return forward(ids, cache, last_only)
         llm.forward = slow
 
 
