@@ -111,9 +111,12 @@ class OnnxLlm:
         if cache.length + ids.shape[1] > cache.capacity:
             raise ValueError(f"{cache.length} cached + {ids.shape[1]} new tokens exceed the cache of {cache.capacity}")
         binding = cache.binding
+        # the feeds stay referenced until the run is over (a binding may read the arrays' memory then)
+        past_length = np.array([cache.length], dtype=np.int64)
+        kept = np.array([1 if last_only else ids.shape[1]], dtype=np.int64)
         binding.bind_cpu_input("input_ids", ids)
-        binding.bind_cpu_input("past_sequence_length", np.array([cache.length], dtype=np.int64))
-        binding.bind_cpu_input("logits_to_keep", np.array([1 if last_only else ids.shape[1]], dtype=np.int64))
+        binding.bind_cpu_input("past_sequence_length", past_length)
+        binding.bind_cpu_input("logits_to_keep", kept)
         binding.bind_output("logits")
         self.session.run_with_iobinding(binding)
         cache.length += ids.shape[1]
