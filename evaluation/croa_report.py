@@ -55,7 +55,7 @@ class CroaReportConfig:
     scenarios: tuple[str, ...] = field(default_factory=croa_scenarios)
     """Scenario names (config/scenarios/<name>.yaml, each with a staged target)."""
     seeds: tuple[int, ...] = (1000, 1001, 1002, 1003, 1004)
-    """World seeds (the planner was tuned on seed 0)."""
+    """World seeds (the planner was tuned on seeds 0–2)."""
     methods: tuple[str, ...] = METHODS
     """Driving methods."""
     episode: EpisodeConfig = field(default_factory=EpisodeConfig)
@@ -346,7 +346,7 @@ def write_documents(config: CroaReportConfig, results: list[EpisodeResult], wall
         "sensor-facing faces that are blocked (3-D ray casting in the world), and the nearest same-class detection "
         "within 2.5 m: detected or not, centre and yaw error. Collisions: control steps with the ego overlapping "
         "anything; clearance: to road users. Means are over scans, then episodes.",
-        "- Formulation: [croa.md](croa.md). Planner settings: `CroaConfig()` defaults, tuned on seed 0 only.", "",
+        "- Formulation: [croa.md](croa.md). Planner settings: `CroaConfig()` defaults, tuned on seeds 0–2 only.", "",
         f"## Cluttered scenarios ({', '.join(f'`{s}`' for s in cluttered)})", "",
         *table([s for s in summaries if s["scenario"] in cluttered], config.methods), "",
         f"### Goal: CROA better than every baseline here, with zero collisions — **{'met' if goal_met else 'not met'}**",

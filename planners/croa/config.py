@@ -109,6 +109,9 @@ class CroaConfig:
     target_lateral_weight: float = field(default=0.6, metadata={"range": (0.0, 1e4)})
     """Cost per m^2 of the sensor's offset from the target across the road, per scored pose: lidar
     returns per m^2 fall with range, so a view that is as clear but nearer is better."""
+    target_lateral_range: float = field(default=15.0, metadata={"range": (1.0, 1e3)})
+    """Sensor-to-target range (m) up to which target_lateral_weight applies in full; beyond it the
+    weight falls with the squared range (the share of the range the lateral gap makes)."""
     occlusion_length_scale: float = field(default=0.5, metadata={"range": (0.01, 10.0)})
     """Separation (m) between a sight line and an occluder over which the occlusion probability falls by 1/e."""
     goal_weight: float = field(default=10.0, metadata={"range": (0.0, 1e4)})

@@ -197,8 +197,16 @@ class CroaPlanner:
         scored_normals = problem.lane_normals.value[scored - 1]
         sensor_offsets = np.einsum("sij,j->si", rotation(point.states[scored, 2]), self.vehicle.sensor_mount)
         targets = (target.poses[scored, :2] - origin) if target is not None else np.zeros((len(scored), 2))
-        weight = config.target_lateral_weight if (self.options.occlusion and target is not None) else 0.0
-        problem.set_target_gap(scored_normals, targets, sensor_offsets, weight)
+        weights = np.zeros(len(scored))
+        if self.options.occlusion and target is not None:
+            # Returns per m^2 fall with the squared range a^2 + l^2 (a ahead, l across): closing the
+            # lateral gap pays in proportion to l^2 / r^2, little for a far target, where the pull
+            # only fights the occlusion term (the way past a row of parked cars is wide of it); so
+            # it fades with the range at the iterate.
+            ranges = np.linalg.norm(targets - point.states[scored, :2] - sensor_offsets, axis=1)
+            weights[:] = config.target_lateral_weight * np.minimum(
+                1.0, (config.target_lateral_range / np.maximum(ranges, 1e-6)) ** 2)
+        problem.set_target_gap(scored_normals, targets, sensor_offsets, weights)
         return [obstacle.object_id for obstacle in chosen]
 
     def _nearest_obstacles(self, obstacles: list[Obstacle], point: Linearisation,

@@ -250,11 +250,11 @@ class CroaProblem:
         self.pair_weights.value = np.where(pairs.active, weights, 0.0)
 
     def set_target_gap(self, normals: np.ndarray, targets: np.ndarray, sensor_offsets: np.ndarray,
-                       weight: float) -> None:
+                       weights: np.ndarray) -> None:
         """Lane normals (S, 2) at the scored poses, the target centre (S, 2) and the sensor mount's
-        offset (S, 2) there, all relative to the origin; weight 0 switches the term off."""
-        root = float(np.sqrt(weight))
-        self.target_normals.value = root * normals
+        offset (S, 2) there, all relative to the origin, and each pose's weight (S,); 0 switches it off."""
+        root = np.sqrt(np.asarray(weights, dtype=np.float64))
+        self.target_normals.value = root[:, None] * normals
         self.target_offsets.value = root * np.einsum("si,si->s", normals, targets - sensor_offsets)
 
     def solve(self, warm_start: bool = True, time_limit: float | None = None) -> str:

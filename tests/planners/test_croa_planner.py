@@ -91,6 +91,21 @@ def test_croa_moves_for_a_better_view_than_the_collision_mpc(croa, collision_mpc
     assert croa_plans[-1].occlusion_ratio <= croa_plans[0].occlusion_ratio
 
 
+def test_pull_towards_the_target_fades_beyond_its_range(croa):
+    """target_lateral_weight counts in full up to target_lateral_range and falls with the squared range beyond."""
+    corridor = three_lane_corridor()
+    weights = {}
+    for ahead in (12.0, 60.0):
+        car = Obstacle.standing(Box3D([ahead, -8.75, 0.75], [4.5, 1.8, 1.5], 0.0), STEPS, 2)
+        croa.reset()
+        croa.plan(PlanningScene(EgoState(0.0, EGO_LANE_Y, 0.0, 7.0), corridor, [car], car))
+        # The lane normals are unit vectors scaled by sqrt(weight) per scored pose.
+        weights[ahead] = np.sum(croa.problem.target_normals.value ** 2, axis=1)
+    full = croa.config.target_lateral_weight
+    assert weights[12.0] == pytest.approx(np.full(2, full))
+    assert np.all(weights[60.0] < 0.15 * full) and weights[60.0][0] < weights[60.0][1]
+
+
 def test_stopped_truck_in_the_lane_keeps_the_safety_distance(collision_mpc):
     collision_mpc.reset()
     truck = Obstacle.standing(Box3D([22.0, EGO_LANE_Y, 1.75], [10.0, 2.5, 3.5], 0.0), STEPS, 7)
