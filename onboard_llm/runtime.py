@@ -75,7 +75,7 @@ class OnnxLlm:
 
     def __init__(self, path: str | Path, threads: int, spin: bool = False) -> None:
         """`spin`: the worker threads spin between a step's operators instead of sleeping. A decode step
-        is 300–800 small operators: on idle cores int4 at 2 threads decoded 97 tok/s spinning and 74
+        is 300–800 small operators: on idle cores int4 at 2 threads decoded 116 tok/s spinning and 73
         sleeping, but with another process busy on one of the 2 cores 39 spinning and 65 sleeping."""
         path = Path(path)
         if not path.is_file():

@@ -75,7 +75,7 @@ class OnboardLlmConfig:
     """onnxruntime thread counts the controller may choose from (one session per variant and count)."""
     spin_threads: bool = False
     """onnxruntime's threads spin between the operators of a step instead of sleeping: faster on cores
-    the model has to itself (int4 at 2 threads: 97 against 74 tok/s), much slower when other work
+    the model has to itself (int4 at 2 threads: 116 against 73 tok/s), much slower when other work
     holds a core (39 against 65)."""
     context_tokens: int = field(default=2048, metadata={"range": (64, 8192)})
     """Most tokens of prompt + answer; longer prompts are cut (with a warning)."""
