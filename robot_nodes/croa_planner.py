@@ -36,6 +36,7 @@ import numpy as np
 from geometry_msgs.msg import Twist
 from nav_msgs.msg import Odometry, Path
 from rclpy.node import Node
+from rclpy.time import Time
 from std_msgs.msg import Header, Int64
 from visualization_msgs.msg import MarkerArray
 
@@ -45,7 +46,7 @@ from planners.croa.config import CroaConfig, VehicleConfig
 from planners.croa.planner import CroaPlanner, PlannerOptions
 from planners.croa.scene import Corridor, EgoState, Obstacle, Plan, PlanningScene
 from planners.croa.targets import TargetSelectionConfig, corridor_for_lane, select_target
-from robot_nodes.conversions import (MalformedMessageError, msg_to_predicted_objects, odometry_to_se2,
+from robot_nodes.conversions import (MalformedMessageError, msg_to_predicted_objects, odometry_to_se2, stamp_ns,
                                      stamp_to_seconds)
 from robot_nodes.conversions.planning import plan_to_markers, plan_to_path
 from robot_nodes.node_statistics import NodeStatisticsPublisher, ProcessingCounts, measured, publish_final_statistics
@@ -98,8 +99,9 @@ class CroaPlannerNodeConfig:
     """Obstacles move along their most probable predicted path; false: they stand where they are now."""
     lockstep: bool = False
     """Plan once per predictions message and command once per odometry message, as soon as they
-    arrive, instead of on the planning_rate and command_rate timers: for the simulated world's
-    lockstep, which waits for each scan's plan status and each step's command."""
+    arrive, instead of on the planning_rate and command_rate timers, and take the time of each from
+    the message's stamp instead of the clock: for the simulated world's lockstep, which waits for
+    each scan's plan status and each step's command."""
     croa: CroaConfig = field(default_factory=CroaConfig)
     """The planner's problem (croa.*)."""
     vehicle: VehicleConfig = field(default_factory=VehicleConfig)
@@ -208,8 +210,10 @@ class CroaPlannerNode(Node):
         self.inputs = self.statistics.inputs
         self._odometry: tuple[float, float, float, float, float] | None = None
         self._odometry_ns = 0
+        self._odometry_stamp_ns = 0
         self._predictions: list[PredictedObject] | None = None
         self._prediction_stamp = 0.0
+        self._prediction_stamp_ns = 0
         self._requested_target = -1
         self._automatic_target: int | None = None  # the worker's
         self._last_cycle_ns: int | None = None
@@ -270,13 +274,15 @@ class CroaPlannerNode(Node):
         self._check_frame("predictions", message.header.frame_id)
         predictions = msg_to_predicted_objects(message)
         self._predictions, self._prediction_stamp = predictions, stamp_to_seconds(message.header.stamp)
+        self._prediction_stamp_ns = stamp_ns(message.header.stamp)
         if self.config.lockstep:
             self.cycle()
 
     def on_odometry(self, message: Odometry) -> None:
         self._check_frame("odometry poses", message.header.frame_id)
         self._odometry = odometry_to_se2(message)
-        self._odometry_ns = self.get_clock().now().nanoseconds
+        self._odometry_stamp_ns = stamp_ns(message.header.stamp)
+        self._odometry_ns = self._now_ns(self._odometry_stamp_ns)
         if self.config.lockstep:
             self.command()
 
@@ -285,6 +291,12 @@ class CroaPlannerNode(Node):
         self.get_logger().info(f"target: #{message.data}" if message.data >= 0 else "target: automatic choice")
 
     # --- executor thread: cycles and commands ---------------------------------------------------
+
+    def _now_ns(self, stamp_ns: int) -> int:
+        """The time of a cycle or command: the clock's, but in lockstep the stamp of the message that
+        triggered it, so that it does not depend on whether the newest /clock message was taken in
+        before the worker thread woke (two lockstep runs then repeat exactly)."""
+        return stamp_ns if self.config.lockstep else self.get_clock().now().nanoseconds
 
     def _why_not(self, now_ns: int) -> tuple[str, float]:
         """('' or why no plan can be made or followed now, the predictions' age in s or -1 before any)."""
@@ -312,12 +324,12 @@ class CroaPlannerNode(Node):
 
     @measured
     def cycle(self) -> None:
-        now = self.get_clock().now()
-        self._time_went_backwards(now.nanoseconds)
-        self._last_cycle_ns = now.nanoseconds
+        now_ns = self._now_ns(self._prediction_stamp_ns)
+        self._time_went_backwards(now_ns)
+        self._last_cycle_ns = now_ns
         self.counters.cycles += 1
-        header = Header(stamp=now.to_msg(), frame_id=self.config.planning_frame)
-        why, age = self._why_not(now.nanoseconds)
+        header = Header(stamp=Time(nanoseconds=now_ns).to_msg(), frame_id=self.config.planning_frame)
+        why, age = self._why_not(now_ns)
         if why:
             if self._odometry is None or why.startswith("odometry"):
                 self.counters.stopped_without_odometry += 1
@@ -339,16 +351,16 @@ class CroaPlannerNode(Node):
     def _snapshot(self) -> _Cycle | None:
         """The newest inputs for the worker, taken when it starts a cycle (the freshest state to plan
         from); None when they stopped being usable since the cycle was posted."""
-        now = self.get_clock().now()
-        why, age = self._why_not(now.nanoseconds)
+        now_ns = self._now_ns(self._prediction_stamp_ns)
+        why, age = self._why_not(now_ns)
         if why:
             return None
-        return _Cycle(Header(stamp=now.to_msg(), frame_id=self.config.planning_frame), now.nanoseconds,
+        return _Cycle(Header(stamp=Time(nanoseconds=now_ns).to_msg(), frame_id=self.config.planning_frame), now_ns,
                       self._odometry, self._predictions, max(age, 0.0), self._requested_target)
 
     @measured
     def command(self) -> None:
-        now_ns = self.get_clock().now().nanoseconds
+        now_ns = self._now_ns(self._odometry_stamp_ns)
         command = Twist()
         why, _ = self._why_not(now_ns)
         with self._lock:

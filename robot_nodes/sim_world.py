@@ -45,9 +45,12 @@ SENSOR_OF_TOPIC = {topics.ODOMETRY: "odometry", topics.LIDAR_POINTS: "lidar", to
 class Acknowledgements:
     """What the stack has answered to the world's publications, for lockstep: per acknowledgement
     topic, the newest header stamp (ns) and how many messages arrived. Filled by subscription
-    callbacks in the executor; waited on by the stepper thread."""
+    callbacks in the executor; waited on by the stepper thread. A topic the node takes in itself
+    (`fed`: the world's own command input) gets no subscription of its own here: the node passes each
+    message on with `on_message` once it has used it, so that the stepper never wakes on a command
+    before the world holds it (a second subscription raced the world's and stepped with the old one)."""
 
-    def __init__(self, node: Node, topic_names: set[str]) -> None:
+    def __init__(self, node: Node, topic_names: set[str], fed: set[str] = frozenset()) -> None:
         self._changed = threading.Condition()
         self._newest_ns = {topic: -1 for topic in topic_names}
         self._counts = {topic: 0 for topic in topic_names}
@@ -56,10 +59,11 @@ class Acknowledgements:
             message_type = message_class(topics.CONTRACT[topic])
             if "header" in message_type.get_fields_and_field_types():
                 self._stamped.add(topic)
-            node.create_subscription(message_type, topic,
-                                     lambda message, topic=topic: self._on_message(topic, message), 10)
+            if topic not in fed:
+                node.create_subscription(message_type, topic,
+                                         lambda message, topic=topic: self.on_message(topic, message), 10)
 
-    def _on_message(self, topic: str, message) -> None:
+    def on_message(self, topic: str, message) -> None:
         with self._changed:
             self._counts[topic] += 1
             if topic in self._stamped:
@@ -123,8 +127,10 @@ class SimWorldNode(Node):
         self.create_service(ResetSimulation, "~/reset", self.on_reset)
         lockstep = self.config.lockstep
         self.acknowledgements_by_sensor = lockstep.by_sensor() if lockstep.enabled else {}
-        self.acknowledgements = Acknowledgements(
-            self, {topic for names in self.acknowledgements_by_sensor.values() for topic in names})
+        acknowledged = {topic for names in self.acknowledgements_by_sensor.values() for topic in names}
+        command_topic = self.resolve_topic_name("~/input/cmd_vel")
+        self._acknowledged_command = command_topic if command_topic in acknowledged else None
+        self.acknowledgements = Acknowledgements(self, acknowledged, fed={command_topic} & acknowledged)
         self.lockstep_timeouts: collections.Counter[str] = collections.Counter()
         """Lockstep waits that ran out, per acknowledgement topic missing."""
 
@@ -197,6 +203,8 @@ class SimWorldNode(Node):
             raise MalformedMessageError(f"Twist: non-finite command linear.x={linear} angular.z={angular}")
         self._command = (linear, angular)
         self._command_time = self.world.time
+        if self._acknowledged_command is not None:
+            self.acknowledgements.on_message(self._acknowledged_command, message)
 
     def on_reset(self, request: ResetSimulation.Request, response: ResetSimulation.Response):
         scenario = request.scenario or self.config.scenario
