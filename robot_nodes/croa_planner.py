@@ -46,8 +46,7 @@ from planners.croa.config import CroaConfig, VehicleConfig
 from planners.croa.planner import CroaPlanner, PlannerOptions
 from planners.croa.scene import Corridor, EgoState, Obstacle, Plan, PlanningScene
 from planners.croa.targets import TargetSelectionConfig, corridor_for_lane, select_target
-from robot_nodes.conversions import (MalformedMessageError, msg_to_predicted_objects, odometry_to_se2, stamp_ns,
-                                     stamp_to_seconds)
+from robot_nodes.conversions import MalformedMessageError, msg_to_predicted_objects, odometry_to_se2, stamp_ns
 from robot_nodes.conversions.planning import plan_to_markers, plan_to_path
 from robot_nodes.node_statistics import NodeStatisticsPublisher, ProcessingCounts, measured, publish_final_statistics
 from robot_nodes.parameters import declare_config
@@ -212,7 +211,6 @@ class CroaPlannerNode(Node):
         self._odometry_ns = 0
         self._odometry_stamp_ns = 0
         self._predictions: list[PredictedObject] | None = None
-        self._prediction_stamp = 0.0
         self._prediction_stamp_ns = 0
         self._requested_target = -1
         self._automatic_target: int | None = None  # the worker's
@@ -273,8 +271,7 @@ class CroaPlannerNode(Node):
     def on_predictions(self, message: PredictedObjects) -> None:
         self._check_frame("predictions", message.header.frame_id)
         predictions = msg_to_predicted_objects(message)
-        self._predictions, self._prediction_stamp = predictions, stamp_to_seconds(message.header.stamp)
-        self._prediction_stamp_ns = stamp_ns(message.header.stamp)
+        self._predictions, self._prediction_stamp_ns = predictions, stamp_ns(message.header.stamp)
         if self.config.lockstep:
             self.cycle()
 
@@ -306,7 +303,7 @@ class CroaPlannerNode(Node):
             return f"odometry older than {self.config.odom_timeout:g} s", -1.0
         if self._predictions is None:
             return "waiting for the first predictions", -1.0
-        age = now_ns * 1e-9 - self._prediction_stamp
+        age = (now_ns - self._prediction_stamp_ns) * 1e-9
         if age > self.config.prediction_timeout:
             return f"predictions {age:.2f} s old (prediction_timeout {self.config.prediction_timeout:g} s)", age
         return "", age
