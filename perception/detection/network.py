@@ -67,6 +67,15 @@ def _sparse_block(in_channels: int, out_channels: int, indice_key: str, stride: 
     return spconv.SparseSequential(conv, nn.BatchNorm1d(out_channels, eps=1e-3, momentum=0.01), nn.ReLU())
 
 
+def dense_channels_first(tensor: spconv.SparseConvTensor) -> torch.Tensor:
+    """The (B, C, Z, Y, X) dense form of a sparse tensor. spconv's own `.dense()` indexes with a list
+    of tensors, for which torch logs a deprecation warning on every call (once per lidar scan)."""
+    features = tensor.features
+    dense = features.new_zeros(tensor.batch_size, *tensor.spatial_shape, features.shape[1])
+    dense[tuple(tensor.indices.long().T)] = features
+    return dense.permute(0, 4, 1, 2, 3).contiguous()
+
+
 @register_backbone("lean_sparse")
 class LeanSparseBackbone(nn.Module):
     """One submanifold convolution per stride (1, 2, 4) with strided sparse convolutions between:
@@ -85,7 +94,7 @@ class LeanSparseBackbone(nn.Module):
         self.out_channels = c4 * z_cells
 
     def forward(self, tensor: spconv.SparseConvTensor) -> torch.Tensor:
-        dense = self.layers(tensor).dense()  # (B, C, Z, Y, X)
+        dense = dense_channels_first(self.layers(tensor))
         batch, channels, z_cells, rows, columns = dense.shape
         return dense.reshape(batch, channels * z_cells, rows, columns)
 

@@ -8,7 +8,7 @@ import torch
 from perception.detection import (BACKBONES, CenterPointNet, DetectorConfig, DetectorOptions, LidarDetector,
                                   ModelFileError, VoxelConfig, load_checkpoint, register_backbone, save_checkpoint)
 from perception.detection.decode import decode_boxes, rotated_nms
-from perception.detection.network import LeanSparseBackbone
+from perception.detection.network import LeanSparseBackbone, dense_channels_first
 from perception.detection.targets import detection_loss, scan_targets, stack_targets
 from perception.detection.voxelizer import Voxelizer, prepare_points
 from perception.objects import ObjectClass, boxes_into_frame
@@ -86,6 +86,25 @@ def test_a_registered_backbone_is_built_by_name():
             register_backbone("test_narrow")(NarrowBackbone)
     finally:
         del BACKBONES["test_narrow"]
+
+
+def test_dense_form_matches_spconv_without_its_deprecation_warning():
+    import warnings
+
+    import spconv.pytorch as spconv
+
+    generator = torch.Generator().manual_seed(0)
+    cells = torch.randperm(2 * 3 * 4 * 5, generator=generator)[:17]
+    indices = torch.stack([cells // 60, cells // 20 % 3, cells // 5 % 4, cells % 5], dim=1).int()
+    features = torch.randn(17, 6, generator=generator, requires_grad=True)
+    tensor = spconv.SparseConvTensor(features, indices, [3, 4, 5], batch_size=2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        dense = dense_channels_first(tensor)
+    assert dense.shape == (2, 6, 3, 4, 5)
+    assert torch.equal(dense, tensor.dense())
+    dense.sum().backward()
+    assert torch.equal(features.grad, torch.ones_like(features))
 
 
 def test_unknown_backbone_is_refused():
