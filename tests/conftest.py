@@ -1,9 +1,10 @@
 """Shared test set-up: the repository root on sys.path so the libraries import from a clean clone."""
-import secrets
 import sys
 from pathlib import Path
 
 import pytest
+
+from ros_domains import random_domain
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:
@@ -14,7 +15,7 @@ if str(REPO_ROOT) not in sys.path:
 def isolated_ros_domain(monkeypatch):
     """Every test on a random ROS domain, localhost only: graphs a test starts in its own contexts
     (bringup, the main job) do not hear another test's, a benchmark's or a robot's running beside."""
-    monkeypatch.setenv("ROS_DOMAIN_ID", str(101 + secrets.randbelow(100)))
+    monkeypatch.setenv("ROS_DOMAIN_ID", str(random_domain(first=101)))
     monkeypatch.setenv("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
 
 
@@ -26,6 +27,6 @@ def context(monkeypatch):
 
     monkeypatch.setenv("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
     context = rclpy.Context()
-    rclpy.init(context=context, domain_id=1 + secrets.randbelow(100))
+    rclpy.init(context=context, domain_id=random_domain(first=1))
     yield context
     context.try_shutdown()

@@ -6,12 +6,12 @@ as complete. None prints a traceback."""
 from __future__ import annotations
 
 import os
-import secrets
 import subprocess
 from pathlib import Path
 
 import pytest
 
+from ros_domains import random_domain
 from test_node_processes import node_command
 
 REPO = Path(__file__).resolve().parents[2]
@@ -31,7 +31,7 @@ def garbage(folder: Path, name: str, size: int = 4096) -> Path:
 
 
 def run(command: list[str], timeout_s: float = 120.0) -> subprocess.CompletedProcess:
-    environment = dict(os.environ, ROS_DOMAIN_ID=str(1 + secrets.randbelow(100)))
+    environment = dict(os.environ, ROS_DOMAIN_ID=str(random_domain(first=1)))
     return subprocess.run(command, env=environment, capture_output=True, text=True, timeout=timeout_s)
 
 

@@ -5,7 +5,6 @@ Every test that talks over ROS gets its own rclpy.Context (the `context` fixture
 from __future__ import annotations
 
 import random
-import secrets
 import sqlite3
 import threading
 import time
@@ -34,6 +33,7 @@ from robot_nodes.bag_recorder import BagRecorderNode
 from robot_nodes.bags import BagError, BagReader, BagWriter, _register_missing, message_class, message_definition
 from robot_nodes.parameters import ParameterError
 from robot_nodes.runner import StartupError
+from ros_domains import random_domain
 from ros_helpers import TIMEOUT_S, spinning, wait_until
 
 BAG_START_NS = 1_700_000_000_000_000_000
@@ -557,7 +557,7 @@ def test_recorder_refuses_bad_parameters(context, tmp_path, parameters, error, r
 
 def test_console_entry_points_exit_with_a_clear_reason(capfd, tmp_path, monkeypatch):
     monkeypatch.setenv("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
-    monkeypatch.setenv("ROS_DOMAIN_ID", str(1 + secrets.randbelow(100)))
+    monkeypatch.setenv("ROS_DOMAIN_ID", str(random_domain(first=1)))
     assert bag_player.main(["bag_player", "--ros-args", "-p", f"bag:={tmp_path / 'none'}"]) == 2
     assert "does not exist" in capfd.readouterr().err
     assert bag_recorder.main(["bag_recorder", "--ros-args", "-p", "output:=x"]) == 2

@@ -3,7 +3,6 @@ one clear line and exit code 2, not a traceback."""
 from __future__ import annotations
 
 import os
-import secrets
 import shutil
 import subprocess
 import sys
@@ -13,6 +12,7 @@ from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import PointCloud2
 
+from ros_domains import random_domain
 from ros_helpers import spinning, wait_until
 
 
@@ -54,7 +54,7 @@ def test_sim_world_runs_alone_with_overrides(context):
     ("croa_planner", ["-p", "croa.solver:=OSQP"], "solver"),
 ])
 def test_start_up_failures_are_one_clear_line(executable, arguments, message):
-    environment = dict(os.environ, ROS_DOMAIN_ID=str(1 + secrets.randbelow(100)))
+    environment = dict(os.environ, ROS_DOMAIN_ID=str(random_domain(first=1)))
     result = subprocess.run(node_command(executable) + ["--ros-args", *arguments], env=environment,
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 2, result.stdout + result.stderr
