@@ -9,6 +9,7 @@ import torch
 
 from perception.prediction.features import EDGE_FEATURES, MIRRORED, STEP_FEATURES, FeatureConfig, SceneFeatures, \
     scene_features, to_local
+from perception.prediction.network import motion_scales, scale_kinematics
 from perception.prediction.recordings import Window
 
 
@@ -86,9 +87,12 @@ def collate(samples: list[Sample], mirror: np.ndarray | None = None) -> Batch:
     return batch
 
 
-def feature_statistics(samples: list[Sample]) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
-    """Mean and standard deviation of each input over the observed steps / real agents / real edges."""
-    steps = np.concatenate([s.features.steps.reshape(-1, len(STEP_FEATURES)) for s in samples])
+def feature_statistics(samples: list[Sample], speed_floor: float) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """Mean and standard deviation of each input over the observed steps / real agents / real edges,
+    the steps as the network sees them (NetworkConfig.speed_floor)."""
+    scaled = [scale_kinematics(steps, motion_scales(steps, speed_floor))
+              for steps in (torch.from_numpy(s.features.steps) for s in samples)]
+    steps = np.concatenate([s.numpy().reshape(-1, len(STEP_FEATURES)) for s in scaled])
     observed = steps[:, STEP_FEATURES.index("observed")] > 0
     behaviour = np.concatenate([s.features.behaviour for s in samples])
     edges = np.concatenate([s.features.edges[s.features.edge_mask] for s in samples])

@@ -4,7 +4,8 @@ frame), and a multimodal decoder gives K trajectories with probabilities, a Gaus
 
 Inputs are raw features (perception.prediction.features); the network normalises them with
 statistics measured on its training set, stored as buffers so the ONNX export carries them.
-Trajectories are offsets from constant-velocity extrapolation in the agent's frame.
+Trajectories are offsets from constant-velocity extrapolation in the agent's frame (in units of its pace
+when NetworkConfig.speed_floor > 0).
 """
 from __future__ import annotations
 
@@ -18,6 +19,8 @@ from perception.prediction.recordings import AgentType
 from sim.validation import check_ranges
 
 VELOCITY = slice(STEP_FEATURES.index("vx"), STEP_FEATURES.index("vy") + 1)
+KINEMATIC = slice(STEP_FEATURES.index("x"), STEP_FEATURES.index("ay") + 1)
+OBSERVED = STEP_FEATURES.index("observed")
 LOG_SCALE_LIMIT = 4.0
 """Per-step log standard deviations are bounded to ±this (tanh)."""
 
@@ -38,11 +41,33 @@ class NetworkConfig:
     """Width of every layer."""
     heads: int = field(default=4, metadata={"range": (1, 16)})
     """Attention heads over neighbours; must divide hidden."""
+    speed_floor: float = field(default=0.0, metadata={"range": (0.0, 10.0)})
+    """0: the agent's history and its predicted offsets are in metres. Above 0: they are in units of
+    the agent's mean observed speed × 1 s, floored at this (m/s), so one network serves slow and
+    fast walkers alike (the scenes of a leave-one-out fold differ in pace)."""
 
     def __post_init__(self) -> None:
         check_ranges(self)
         if self.hidden % self.heads:
             raise ValueError(f"heads ({self.heads}) must divide hidden ({self.hidden})")
+
+
+def motion_scales(steps: torch.Tensor, speed_floor: float) -> torch.Tensor:
+    """(..., A) metres per unit of each agent's kinematic features: its mean observed speed × 1 s,
+    at least speed_floor; ones when speed_floor is 0 (no normalisation)."""
+    if speed_floor == 0.0:
+        return torch.ones_like(steps[..., 0, 0])
+    observed = steps[..., OBSERVED]
+    measured = observed[..., 1:] * observed[..., :-1]  # a velocity needs this step and the one before
+    speed = torch.linalg.vector_norm(steps[..., 1:, VELOCITY], dim=-1) * measured
+    mean_speed = speed.sum(-1) / measured.sum(-1).clamp_min(1.0)
+    return mean_speed.clamp_min(speed_floor)
+
+
+def scale_kinematics(steps: torch.Tensor, scales: torch.Tensor) -> torch.Tensor:
+    """steps (..., A, T, F) with positions, velocities and accelerations divided by the agents' scales (..., A)."""
+    kinematic = steps[..., KINEMATIC] / scales[..., None, None]
+    return torch.cat([steps[..., :KINEMATIC.start], kinematic, steps[..., KINEMATIC.stop:]], dim=-1)
 
 
 def _mlp(inputs: int, hidden: int, outputs: int) -> nn.Sequential:
@@ -89,6 +114,8 @@ class TrajectoryNetwork(nn.Module):
         config = self.config
         scenes, agents, history = steps.shape[:3]
         hidden, heads = config.hidden, config.heads
+        scales = motion_scales(steps, config.speed_floor)
+        steps = scale_kinematics(steps, scales)
         normalised_steps = (steps - self.step_mean) / self.step_scale
         _, last_state = self.encoder(normalised_steps.reshape(scenes * agents, history, -1))
         motion = last_state[0].reshape(scenes, agents, hidden)
@@ -111,6 +138,6 @@ class TrajectoryNetwork(nn.Module):
         out = self.trajectories(decoded).reshape(scenes, agents, config.modes, config.predicted_steps, 4)
         last_velocity = steps[:, :, -1, VELOCITY]
         constant_velocity = last_velocity.unsqueeze(2) * self.future_times.reshape(1, 1, -1, 1)
-        means = constant_velocity.unsqueeze(2) + out[..., :2]
-        log_scales = LOG_SCALE_LIMIT * torch.tanh(out[..., 2:] / LOG_SCALE_LIMIT)
+        means = (constant_velocity.unsqueeze(2) + out[..., :2]) * scales[..., None, None, None]
+        log_scales = LOG_SCALE_LIMIT * torch.tanh(out[..., 2:] / LOG_SCALE_LIMIT) + torch.log(scales)[..., None, None, None]
         return means, log_scales, self.mode_logits(decoded)

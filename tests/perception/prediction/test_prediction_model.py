@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from perception.model_files import ModelFileError
-from perception.prediction.network import NetworkConfig, TrajectoryNetwork
+from perception.prediction.features import STEP_FEATURES
+from perception.prediction.network import NetworkConfig, TrajectoryNetwork, motion_scales, scale_kinematics
 from perception.prediction.predictor import TrajectoryPredictor, export_onnx, sample_futures, scene_prediction
 from perception.prediction.features import FeatureConfig, scene_features
 from perception.prediction.recordings import PROTOCOLS, apolloscape_split, protocol_windows
@@ -22,12 +23,26 @@ def samples():
     return make_samples(protocol_windows(split["val"][:1], PROTOCOLS["apolloscape"], stride=4), FEATURES)
 
 
-@pytest.fixture(scope="module")
-def network(samples):
+@pytest.fixture(scope="module", params=[0.0, 0.5], ids=["metres", "speed_units"])
+def network(samples, request):
     torch.manual_seed(0)
-    network = TrajectoryNetwork(NetworkConfig(hidden=32, modes=3))
-    network.set_normalisation(feature_statistics(samples))
+    network = TrajectoryNetwork(NetworkConfig(hidden=32, modes=3, speed_floor=request.param))
+    network.set_normalisation(feature_statistics(samples, request.param))
     return network.eval()
+
+
+def test_speed_units_follow_each_agents_observed_pace():
+    history = np.stack([np.array([[0.4 * k * 1.5, 0.0] for k in range(4)]),  # walks 1.5 m/s
+                        np.array([[0.0, 0.01 * (k % 2)] for k in range(4)]),  # stands, jittering
+                        np.array([[np.nan, np.nan]] * 2 + [[0.0, 0.0], [0.0, 0.4]])])  # seen twice, 1 m/s
+    steps = torch.from_numpy(scene_features(history, np.full((3, 4), np.nan), 0.4, FEATURES).steps)
+    np.testing.assert_allclose(motion_scales(steps, 0.2).numpy(), [1.5, 0.2, 1.0], rtol=1e-5)
+    np.testing.assert_array_equal(motion_scales(steps, 0.0).numpy(), [1.0, 1.0, 1.0])
+    scaled = scale_kinematics(steps, motion_scales(steps, 0.2))
+    kinematic = [STEP_FEATURES.index(name) for name in ("x", "y", "vx", "vy", "ax", "ay")]
+    others = [i for i in range(len(STEP_FEATURES)) if i not in kinematic]
+    np.testing.assert_allclose(scaled[0][..., kinematic].numpy(), steps[0][..., kinematic].numpy() / 1.5, rtol=1e-6)
+    np.testing.assert_array_equal(scaled[..., others].numpy(), steps[..., others].numpy())
 
 
 def test_onnx_export_matches_torch_for_any_number_of_agents(network, samples):
@@ -68,7 +83,7 @@ def test_samples_follow_the_mixture():
 def test_training_steps_lower_the_loss(samples):
     torch.manual_seed(0)
     network = TrajectoryNetwork(NetworkConfig(hidden=32, modes=3))
-    network.set_normalisation(feature_statistics(samples))
+    network.set_normalisation(feature_statistics(samples, 0.0))
     optimiser = torch.optim.Adam(network.parameters(), lr=3e-3)
     batch = collate(samples[:16])
     losses = []
