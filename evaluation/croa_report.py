@@ -23,6 +23,7 @@ import numpy as np
 import torch
 import yaml
 from matplotlib.figure import Figure
+from scipy.stats import bootstrap
 from tqdm import tqdm
 
 from evaluation.croa_run import METHODS, EpisodeConfig, EpisodeResult, EpisodeRunner
@@ -181,8 +182,29 @@ def table(summaries: list[dict], methods: tuple[str, ...]) -> list[str]:
     return lines
 
 
+GOAL_METRICS = (("point_density", 1.0, "{:+.1f}"), ("occlusion_ratio", -1.0, "{:+.3f}"), ("center_error", -1.0, "{:+.4f}"))
+"""The goal's metrics, the sign of better (CROA higher on density, lower on the others) and how
+a difference is written."""
+
+
+def paired_difference(summaries: list[dict], method: str, baseline: str, key: str) -> tuple[float, float, float]:
+    """Mean over the episodes both methods ran (same scenario and seed) of method − baseline on `key`,
+    and its 95 % bootstrap interval (BCa, 2000 resamples of the episode pairs; NaN with under 3 pairs)."""
+    def by_episode(name: str) -> dict:
+        return {(s.get("scenario"), s.get("seed")): s[key] for s in summaries if s["method"] == name}
+
+    mine, theirs = by_episode(method), by_episode(baseline)
+    differences = np.array([mine[k] - theirs[k] for k in mine.keys() & theirs.keys()
+                            if not (math.isnan(mine[k]) or math.isnan(theirs[k]))])
+    if len(differences) < 3 or np.ptp(differences) == 0.0:
+        return (float(differences.mean()) if len(differences) else math.nan), math.nan, math.nan
+    interval = bootstrap((differences,), np.mean, n_resamples=2000, random_state=0).confidence_interval
+    return float(differences.mean()), float(interval.low), float(interval.high)
+
+
 def goal_check(summaries: list[dict], methods: tuple[str, ...]) -> tuple[list[str], bool]:
-    """CROA against every baseline on density, occlusion and detection error, with zero collisions."""
+    """CROA against every baseline on density, occlusion and detection error, with zero collisions;
+    each cell also gives the paired difference and its 95 % interval over the episodes."""
     if "croa" not in methods:
         return ["(CROA not run)"], False
     croa = aggregate(summaries, "croa")
@@ -191,12 +213,16 @@ def goal_check(summaries: list[dict], methods: tuple[str, ...]) -> tuple[list[st
     met = croa["collisions"] == 0
     for baseline in [m for m in GOAL_BASELINES if m in methods]:
         other = aggregate(summaries, baseline)
-        checks = [(croa["point_density"], other["point_density"], croa["point_density"] > other["point_density"]),
-                  (croa["occlusion_ratio"], other["occlusion_ratio"], croa["occlusion_ratio"] < other["occlusion_ratio"]),
-                  (croa["center_error"], other["center_error"], croa["center_error"] < other["center_error"])]
-        met &= all(ok for _, _, ok in checks)
-        cells = " | ".join(f"{mine:.3g} vs {theirs:.3g}: {'yes' if ok else '**no**'}" for mine, theirs, ok in checks)
-        lines.append(f"| {METHOD_LABELS[baseline]} | {cells} |")
+        cells = []
+        for key, better, form in GOAL_METRICS:
+            ok = better * (croa[key] - other[key]) > 0
+            met &= ok
+            difference, low, high = paired_difference(summaries, "croa", baseline, key)
+            spread = "" if math.isnan(low) else f"; paired {form.format(difference)} [{form.format(low)}, {form.format(high)}]"
+            cells.append(f"{croa[key]:.3g} vs {other[key]:.3g}: {'yes' if ok else '**no**'}{spread}")
+        lines.append(f"| {METHOD_LABELS[baseline]} | {' | '.join(cells)} |")
+    lines.append("\nPaired: the mean over the same scenario and seed of CROA − the baseline, and its 95 % bootstrap "
+                 "interval; where the interval holds 0 the two are not told apart by these episodes.")
     lines.append(f"\nCROA collisions in these episodes: {croa['collisions']}.")
     return lines, bool(met)
 

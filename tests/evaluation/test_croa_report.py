@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from evaluation.croa_report import aggregate, goal_check, is_cluttered, main
+from evaluation.croa_report import aggregate, goal_check, is_cluttered, main, paired_difference
 from evaluation.croa_run import EpisodeConfig, EpisodeRunner
 from perception.detection import DetectorOptions, LidarDetector
 from perception.prediction.predictor import TrajectoryPredictor
@@ -63,6 +63,25 @@ def test_goal_needs_every_metric_against_every_baseline_and_no_collision():
     collided = [summary("lane_keeping", 50.0, 0.4, 0.2), summary("croa", 60.0, 0.3, 0.1, collisions=1)]
     assert not goal_check(collided, methods)[1]
     assert aggregate(better, "croa")["solve_median_ms"] == pytest.approx(80.0)
+
+
+def test_paired_difference_matches_episodes_by_scenario_and_seed():
+    rng = np.random.default_rng(0)
+    gains = 0.05 + 0.01 * rng.standard_normal(12)
+    episodes = []
+    for index, gain in enumerate(gains):
+        base = summary("lane_keeping", 50.0, 0.2 + 0.02 * index, 0.1)
+        episodes += [base | {"scenario": f"s{index % 4}", "seed": index // 4},
+                     summary("croa", 60.0, base["occlusion_ratio"] - gain, math.nan if index == 0 else 0.1)
+                     | {"scenario": f"s{index % 4}", "seed": index // 4}]
+    difference, low, high = paired_difference(episodes, "croa", "lane_keeping", "occlusion_ratio")
+    assert difference == pytest.approx(-gains.mean())
+    assert low < difference < high < 0.0  # the spread between episodes cancels in the pairs
+    # The episode never detected drops out; equal values have no interval.
+    assert paired_difference(episodes, "croa", "lane_keeping", "center_error")[0] == pytest.approx(0.0)
+    assert math.isnan(paired_difference(episodes, "croa", "lane_keeping", "center_error")[1])
+    lines, _ = goal_check(episodes, ("lane_keeping", "croa"))
+    assert "paired -0.05" in lines[2]
 
 
 def test_scenarios_are_grouped_by_their_cluttered_tag():
