@@ -182,7 +182,8 @@ def table(summaries: list[dict], methods: tuple[str, ...]) -> list[str]:
     return lines
 
 
-GOAL_METRICS = (("point_density", 1.0, "{:+.1f}"), ("occlusion_ratio", -1.0, "{:+.3f}"), ("center_error", -1.0, "{:+.4f}"))
+GOAL_METRICS = (("point_density", 1.0, "{:+.1f}"), ("occlusion_ratio", -1.0, "{:+.3f}"),
+                ("center_error", -1.0, "{:+.4f}"))
 """The goal's metrics, the sign of better (CROA higher on density, lower on the others) and how
 a difference is written."""
 
@@ -218,7 +219,8 @@ def goal_check(summaries: list[dict], methods: tuple[str, ...]) -> tuple[list[st
             ok = better * (croa[key] - other[key]) > 0
             met &= ok
             difference, low, high = paired_difference(summaries, "croa", baseline, key)
-            spread = "" if math.isnan(low) else f"; paired {form.format(difference)} [{form.format(low)}, {form.format(high)}]"
+            spread = ("" if math.isnan(low)
+                      else f"; paired {form.format(difference)} [{form.format(low)}, {form.format(high)}]")
             cells.append(f"{croa[key]:.3g} vs {other[key]:.3g}: {'yes' if ok else '**no**'}{spread}")
         lines.append(f"| {METHOD_LABELS[baseline]} | {' | '.join(cells)} |")
     lines.append("\nPaired: the mean over the same scenario and seed of CROA − the baseline, and its 95 % bootstrap "

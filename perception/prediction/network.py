@@ -138,6 +138,7 @@ class TrajectoryNetwork(nn.Module):
         out = self.trajectories(decoded).reshape(scenes, agents, config.modes, config.predicted_steps, 4)
         last_velocity = steps[:, :, -1, VELOCITY]
         constant_velocity = last_velocity.unsqueeze(2) * self.future_times.reshape(1, 1, -1, 1)
-        means = (constant_velocity.unsqueeze(2) + out[..., :2]) * scales[..., None, None, None]
-        log_scales = LOG_SCALE_LIMIT * torch.tanh(out[..., 2:] / LOG_SCALE_LIMIT) + torch.log(scales)[..., None, None, None]
+        per_step = scales[..., None, None, None]
+        means = (constant_velocity.unsqueeze(2) + out[..., :2]) * per_step
+        log_scales = LOG_SCALE_LIMIT * torch.tanh(out[..., 2:] / LOG_SCALE_LIMIT) + torch.log(per_step)
         return means, log_scales, self.mode_logits(decoded)

@@ -5,10 +5,9 @@ import pytest
 import torch
 
 from perception.model_files import ModelFileError
-from perception.prediction.features import STEP_FEATURES
 from perception.prediction.network import NetworkConfig, TrajectoryNetwork, motion_scales, scale_kinematics
 from perception.prediction.predictor import TrajectoryPredictor, export_onnx, sample_futures, scene_prediction
-from perception.prediction.features import FeatureConfig, scene_features
+from perception.prediction.features import STEP_FEATURES, FeatureConfig, scene_features
 from perception.prediction.recordings import PROTOCOLS, apolloscape_split, protocol_windows
 from tests.conftest import REPO_ROOT
 from training.prediction_data import collate, feature_statistics, make_samples
