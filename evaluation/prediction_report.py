@@ -257,6 +257,31 @@ def plot_examples(examples: list[tuple[Window, ScenePrediction]], protocol: Prot
     plt.close(figure)
 
 
+def _members(meta: dict) -> list[dict]:
+    """Each member's seed, best epoch and validation ADE; models trained before ensembles carry one's keys."""
+    return meta.get("members", [meta])
+
+
+def _best_epochs(meta: dict) -> str:
+    """'49 (0.975 m)' for one network; each member's and the ensemble's for several."""
+    members = _members(meta)
+    if len(members) == 1:
+        return f"{members[0]['best_epoch']} ({meta['best_val_ade']:.3f} m)"
+    epochs = ", ".join(str(m["best_epoch"]) for m in members)
+    ades = ", ".join(f"{m['best_val_ade']:.3f}" for m in members)
+    return f"{epochs} ({ades} m); ensemble {meta['best_val_ade']:.3f} m"
+
+
+def _ensemble_sentence(meta: dict) -> list[str]:
+    members = _members(meta)
+    if len(members) == 1:
+        return []
+    return [f"An ensemble of {len(members)} such networks trained alike from seeds {members[0]['seed']}–"
+            f"{members[-1]['seed']} (`train-predictor --members`), run side by side in one ONNX graph: each "
+            "member's modes are ranked by probability and modes of equal rank averaged, so the most likely "
+            "trajectory is the mean of the members' most likely ones.", ""]
+
+
 def model_card(name: str, models: dict[str, Path], training: dict[str, dict], lines: list[str]) -> str:
     """Markdown card of one dataset's model(s): data, split, training, metrics, file hashes."""
     card = [f"# Trajectory predictor: {name}", "",
@@ -264,13 +289,14 @@ def model_card(name: str, models: dict[str, Path], training: dict[str, dict], li
             "with behaviour statistics and dynamic-centrality features, attention over neighbours, "
             "K-mode Gaussian decoder. Made by `train-predictor`, scored by `evaluate-predictor` "
             "(report: [docs/prediction_evaluation.md](../docs/prediction_evaluation.md)).", "",
+            *_ensemble_sentence(training[next(iter(models))]),
             "| file | sha256 | training windows | validation windows | best epoch (val ADE) | training time |",
             "| --- | --- | ---: | ---: | --- | --- |"]
     for fold, onnx_path in models.items():
         meta = training[fold]
         card.append(f"| `{onnx_path.name}` (+ `.pt`) | `{_sha256(onnx_path)[:16]}…` / `{_sha256(onnx_path.with_suffix('.pt'))[:16]}…` | "
-                    f"{meta['training_windows']} | {meta['validation_windows']} | {meta['best_epoch']} "
-                    f"({meta['best_val_ade']:.3f} m) | {meta['training_seconds']:.0f} s, {meta['torch_threads']} torch thread(s) |")
+                    f"{meta['training_windows']} | {meta['validation_windows']} | {_best_epochs(meta)} | "
+                    f"{meta['training_seconds']:.0f} s, {meta['torch_threads']} torch thread(s) |")
     first = training[next(iter(models))]
     card += ["", f"Protocol: observe {first['protocol']['observed']} steps, predict {first['protocol']['predicted']} "
              f"at {first['protocol']['time_step']} s; scored: {', '.join(first['protocol']['scored_types'])}.",

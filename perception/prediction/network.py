@@ -5,7 +5,8 @@ frame), and a multimodal decoder gives K trajectories with probabilities, a Gaus
 Inputs are raw features (perception.prediction.features); the network normalises them with
 statistics measured on its training set, stored as buffers so the ONNX export carries them.
 Trajectories are offsets from constant-velocity extrapolation in the agent's frame (in units of its pace
-when NetworkConfig.speed_floor > 0).
+when NetworkConfig.speed_floor > 0). An EnsembleNetwork averages several such networks trained from
+different seeds.
 """
 from __future__ import annotations
 
@@ -142,3 +143,31 @@ class TrajectoryNetwork(nn.Module):
         means = (constant_velocity.unsqueeze(2) + out[..., :2]) * per_step
         log_scales = LOG_SCALE_LIMIT * torch.tanh(out[..., 2:] / LOG_SCALE_LIMIT) + torch.log(per_step)
         return means, log_scales, self.mode_logits(decoded)
+
+
+class EnsembleNetwork(nn.Module):
+    """Networks of one config trained from different seeds, run on the same inputs, with the same
+    inputs and outputs as one: each member's modes are ranked by probability and the members'
+    modes of equal rank averaged (means, log scales, log probabilities), so the most likely
+    trajectory is the mean of the members' most likely ones. Averaging cancels much of what one
+    seed's training got wrong on its own (validation and test ADE in the model cards)."""
+
+    def __init__(self, members: list[TrajectoryNetwork]) -> None:
+        super().__init__()
+        if not members or any(member.config != members[0].config for member in members):
+            raise ValueError("an ensemble needs at least one network, all of one config")
+        self.config = members[0].config
+        self.members = nn.ModuleList(members)
+
+    def forward(self, steps: torch.Tensor, behaviour: torch.Tensor, agent_types: torch.Tensor, edges: torch.Tensor,
+                edge_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        means = log_scales = log_probabilities = 0.0
+        for member in self.members:
+            member_means, member_log_scales, logits = member(steps, behaviour, agent_types, edges, edge_mask)
+            rank = logits.argsort(dim=-1, descending=True)
+            by_rank = rank[..., None, None].expand_as(member_means)
+            means = means + member_means.gather(2, by_rank)
+            log_scales = log_scales + member_log_scales.gather(2, by_rank)
+            log_probabilities = log_probabilities + torch.log_softmax(logits, dim=-1).gather(2, rank)
+        count = len(self.members)
+        return means / count, log_scales / count, log_probabilities / count

@@ -16,8 +16,9 @@ import onnxruntime
 import torch
 
 from perception.model_files import ModelFileError, cpu_session_options
-from perception.prediction.features import FeatureConfig, SceneFeatures, scene_features, to_world
-from perception.prediction.network import NetworkConfig, TrajectoryNetwork
+from perception.prediction.features import BEHAVIOUR_FEATURES, EDGE_FEATURES, STEP_FEATURES, FeatureConfig, \
+    SceneFeatures, scene_features, to_world
+from perception.prediction.network import EnsembleNetwork, NetworkConfig, TrajectoryNetwork
 
 MODEL_FORMAT = "edge_robot_runtime.trajectory_predictor/1"
 """Format tag in every exported model's metadata."""
@@ -27,14 +28,15 @@ INPUTS = ("steps", "behaviour", "agent_types", "edges", "edge_mask")
 OUTPUTS = ("means", "log_scales", "mode_logits")
 
 
-def export_onnx(network: TrajectoryNetwork, feature_config: FeatureConfig, metadata: dict[str, Any]) -> bytes:
+def export_onnx(network: TrajectoryNetwork | EnsembleNetwork, feature_config: FeatureConfig,
+                metadata: dict[str, Any]) -> bytes:
     """The network as ONNX (any number of agents), with its configs and `metadata` (JSON-able:
     dataset, split, metrics) in the model's metadata_props."""
     config = network.config
     agents = 3
-    example = (torch.zeros(1, agents, config.observed_steps, network.encoder.input_size),
-               torch.zeros(1, agents, network.behaviour_mean.numel()), torch.zeros(1, agents, dtype=torch.int64),
-               torch.zeros(1, agents, agents, network.edge_mean.numel()), torch.ones(1, agents, agents))
+    example = (torch.zeros(1, agents, config.observed_steps, len(STEP_FEATURES)),
+               torch.zeros(1, agents, len(BEHAVIOUR_FEATURES)), torch.zeros(1, agents, dtype=torch.int64),
+               torch.zeros(1, agents, agents, len(EDGE_FEATURES)), torch.ones(1, agents, agents))
     dynamic = {"steps": {1: "agents"}, "behaviour": {1: "agents"}, "agent_types": {1: "agents"},
                "edges": {1: "agents", 2: "neighbours"}, "edge_mask": {1: "agents", 2: "neighbours"},
                "means": {1: "agents"}, "log_scales": {1: "agents"}, "mode_logits": {1: "agents"}}

@@ -1,9 +1,12 @@
 """train-predictor's pieces on a few real ApolloScape windows: a short training keeps its best
 epoch, saves weights and ONNX, and the ONNX loads as a predictor with the training metadata."""
+import dataclasses
+
+import numpy as np
 import pytest
 import torch
 
-from perception.prediction.network import NetworkConfig
+from perception.prediction.network import EnsembleNetwork, NetworkConfig
 from perception.prediction.predictor import TrajectoryPredictor
 from perception.prediction.recordings import PROTOCOLS, apolloscape_split, protocol_windows
 from tests.conftest import REPO_ROOT
@@ -21,9 +24,21 @@ def test_a_short_training_run_is_saved_and_loads(tmp_path):
     assert [entry["epoch"] for entry in log] == [1, 2, 3]
     best = min(entry["val_ade"] for entry in log)
     assert most_likely_ade(network, val) == pytest.approx(best, rel=1e-5)  # the best epoch is kept
-    save_model(network, features, config, log, {"dataset": "apolloscape"}, tmp_path / "model")
+    save_model(network, features, config, [log], best, {"dataset": "apolloscape"}, tmp_path / "model")
     predictor = TrajectoryPredictor.from_file(tmp_path / "model.onnx")
     assert predictor.metadata["dataset"] == "apolloscape" and predictor.metadata["best_val_ade"] == best
+    assert predictor.metadata["members"] == [{"seed": 0, "best_epoch": int(np.argmin([e["val_ade"] for e in log])) + 1,
+                                              "best_val_ade": best}]
     assert predictor.network_config.modes == 2
-    assert set(torch.load(tmp_path / "model.pt")) == {"network_config", "feature_config", "state_dict", "log", "metadata"}
+    assert set(torch.load(tmp_path / "model.pt")) == {"network_config", "feature_config", "state_dict", "logs", "metadata"}
+
+    # A second seed makes an ensemble of two; the file says which seeds and how each did.
+    second, second_log = train_model(train, val, NetworkConfig(hidden=16, modes=2), dataclasses.replace(config, seed=1),
+                                     "test")
+    ensemble = EnsembleNetwork([network, second])
+    save_model(ensemble, features, config, [log, second_log], most_likely_ade(ensemble, val), {}, tmp_path / "pair")
+    pair = TrajectoryPredictor.from_file(tmp_path / "pair.onnx")
+    assert [member["seed"] for member in pair.metadata["members"]] == [0, 1]
+    assert pair.metadata["members"][1]["best_val_ade"] == min(e["val_ade"] for e in second_log)
+    assert pair.metadata["best_val_ade"] == pytest.approx(most_likely_ade(ensemble, val))
 

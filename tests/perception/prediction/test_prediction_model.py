@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from perception.model_files import ModelFileError
-from perception.prediction.network import NetworkConfig, TrajectoryNetwork, motion_scales, scale_kinematics
+from perception.prediction.network import EnsembleNetwork, NetworkConfig, TrajectoryNetwork, motion_scales, \
+    scale_kinematics
 from perception.prediction.predictor import TrajectoryPredictor, export_onnx, sample_futures, scene_prediction
 from perception.prediction.features import STEP_FEATURES, FeatureConfig, scene_features
 from perception.prediction.recordings import PROTOCOLS, apolloscape_split, protocol_windows
@@ -53,6 +54,50 @@ def test_onnx_export_matches_torch_for_any_number_of_agents(network, samples):
             expected = network(*collate([sample]).inputs())
         outputs = predictor.run(sample.features, sample.window.agent_types)
         for want, got in zip(expected, outputs):
+            np.testing.assert_allclose(got, want[0].numpy(), atol=1e-4)
+
+
+def _members(samples, count):
+    members = []
+    for seed in range(count):
+        torch.manual_seed(seed)
+        member = TrajectoryNetwork(NetworkConfig(hidden=32, modes=3))
+        member.set_normalisation(feature_statistics(samples, 0.0))
+        members.append(member.eval())
+    return members
+
+
+def test_an_ensemble_averages_its_members_modes_rank_by_rank(samples):
+    members = _members(samples, 3)
+    batch = collate(samples[:4])
+    with torch.no_grad():
+        outputs = [member(*batch.inputs()) for member in members]
+        means, log_scales, logits = EnsembleNetwork(members)(*batch.inputs())
+        alone = EnsembleNetwork(members[:1])(*batch.inputs())
+
+    def most_likely(member_means, member_logits):
+        pick = member_logits.argmax(-1)[..., None, None, None].expand(-1, -1, 1, *member_means.shape[3:])
+        return member_means.gather(2, pick)[:, :, 0]
+
+    torch.testing.assert_close(most_likely(means, logits),
+                               torch.stack([most_likely(m, lg) for m, _, lg in outputs]).mean(0), atol=1e-5, rtol=0)
+    assert torch.all(logits.diff(dim=-1) <= 1e-6)  # ranked: most probable first
+    # One member: its own modes, most probable first.
+    rank = outputs[0][2].argsort(-1, descending=True)
+    torch.testing.assert_close(alone[0], outputs[0][0].gather(2, rank[..., None, None].expand_as(alone[0])))
+    torch.testing.assert_close(alone[2], torch.log_softmax(outputs[0][2], -1).gather(2, rank))
+    with pytest.raises(ValueError, match="one config"):
+        EnsembleNetwork([members[0], TrajectoryNetwork(NetworkConfig(hidden=16, modes=3))])
+
+
+def test_an_ensemble_exports_to_onnx(samples):
+    ensemble = EnsembleNetwork(_members(samples, 2))
+    predictor = TrajectoryPredictor(export_onnx(ensemble, FEATURES, {"members": [{"seed": 0}, {"seed": 1}]}))
+    assert predictor.network_config == ensemble.config
+    for sample in (min(samples, key=lambda s: len(s.window.history)), max(samples, key=lambda s: len(s.window.history))):
+        with torch.no_grad():
+            expected = ensemble(*collate([sample]).inputs())
+        for want, got in zip(expected, predictor.run(sample.features, sample.window.agent_types)):
             np.testing.assert_allclose(got, want[0].numpy(), atol=1e-4)
 
 
