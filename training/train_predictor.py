@@ -37,7 +37,7 @@ DATASET_DEFAULTS = {"apolloscape": {"modes": 6, "most_likely_weight": 1.0, "hidd
                                 "members": 1}}
 """Settings per dataset, chosen by validation ADE (see the model cards): the small ApolloScape
 training set overfits a wider network, and one seed's network varies by ±4 % on validation; the
-average of two (seeds 0, 1) is 4.8 % better there than seed 0 alone, of three 5.2 % at 1.5× the
+average of two (seeds 0, 1) is 4.8 % better there than seed 0 alone, of three 5.3 % at 1.5× the
 network's run time. Pedestrians' futures are scored on the most likely of fewer modes, weighted
 more, and read in units of each walker's pace (the held-out scene walks at its own)."""
 
