@@ -5,7 +5,8 @@
 
 Each model is written as models/trajectory_predictor_<name>.pt (weights, configs, training log) and
 .onnx (what the node runs). A model of several members (--members) is an ensemble of networks
-trained from seeds seed, seed + 1, ... (perception.prediction.network.EnsembleNetwork). Validation
+trained from seeds seed, seed + 1, ... (perception.prediction.network.EnsembleNetwork); the
+networks of all folds and members train side by side in --workers processes. Validation
 ADE picks each member's best epoch; the test sets are never looked at here (evaluate-predictor
 scores them).
 """
@@ -14,8 +15,10 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import hashlib
+import multiprocessing
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,19 +29,19 @@ from tqdm import tqdm
 from perception.prediction.features import FeatureConfig
 from perception.prediction.network import EnsembleNetwork, NetworkConfig, TrajectoryNetwork
 from perception.prediction.predictor import export_onnx
-from perception.prediction.recordings import ETH_UCY_SCENES, PROTOCOLS, Recording, apolloscape_split, eth_ucy_split, \
-    protocol_windows
+from perception.prediction.recordings import ETH_UCY_SCENES, PROTOCOLS, Protocol, Recording, apolloscape_split, \
+    eth_ucy_split, protocol_windows
 from sim.validation import check_ranges
 from training.prediction_data import Batch, Sample, collate, feature_statistics, make_samples
 
 DATASET_DEFAULTS = {"apolloscape": {"modes": 6, "most_likely_weight": 1.0, "hidden": 32, "speed_floor": 0.0,
                                     "members": 2},
                     "eth_ucy": {"modes": 3, "most_likely_weight": 3.0, "hidden": 64, "speed_floor": 0.2,
-                                "members": 1}}
+                                "members": 2}}
 """Settings per dataset, chosen by validation ADE (see the model cards): the small ApolloScape
 training set overfits a wider network, and one seed's network varies by ±4 % on validation; the
 average of two (seeds 0, 1) is 4.8 % better there than seed 0 alone, of three 5.3 % at 1.5× the
-network's run time. Pedestrians' futures are scored on the most likely of fewer modes, weighted
+network's run time; on ETH/UCY two members lower the five folds' validation ADE by 1.6 %. Pedestrians' futures are scored on the most likely of fewer modes, weighted
 more, and read in units of each walker's pace (the held-out scene walks at its own)."""
 
 FEATURES = {
@@ -170,8 +173,57 @@ def _split_summary(split: dict[str, list[Recording]]) -> dict[str, list[str]]:
     return {part: [recording.name for recording in recordings] for part, recordings in split.items()}
 
 
+@dataclass
+class MemberTask:
+    """One network of a model to train: its data, shapes and settings (picklable, for a worker process)."""
+
+    train: list[Recording]
+    val: list[Recording]
+    protocol: Protocol
+    feature_config: FeatureConfig
+    network_config: NetworkConfig
+    train_config: TrainConfig
+    description: str
+    stride: int = 1
+    """Frames between window starts."""
+
+
+@dataclass
+class TrainedMember:
+    """A trained network's weights (its best epoch), its log per epoch, its data sizes and wall time."""
+
+    state_dict: dict[str, torch.Tensor]
+    log: list[dict]
+    training_windows: int
+    validation_windows: int
+    seconds: float
+
+
+def train_member(task: MemberTask) -> TrainedMember:
+    """Windows and features of the task's recordings, then train_model."""
+    started = time.perf_counter()
+    train, val = (make_samples(protocol_windows(recordings, task.protocol, task.stride), task.feature_config)
+                  for recordings in (task.train, task.val))
+    network, log = train_model(train, val, task.network_config, task.train_config, task.description)
+    return TrainedMember(network.state_dict(), log, len(train), len(val), time.perf_counter() - started)
+
+
+def _train_member_in_worker(task: MemberTask) -> TrainedMember:
+    torch.set_num_threads(1)
+    return train_member(task)
+
+
+def train_members(tasks: list[MemberTask], workers: int) -> list[TrainedMember]:
+    """Every task, in this process (workers 1) or in that many worker processes of one torch thread
+    each; the networks are the same either way (each member seeds its own training)."""
+    if workers == 1:
+        return [train_member(task) for task in tasks]
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return list(pool.map(_train_member_in_worker, tasks))
+
+
 def train_dataset(dataset: str, data: Path, output: Path, train_config: TrainConfig, hidden: int, modes: int,
-                  speed_floor: float, members: int, scenes: list[str]) -> None:
+                  speed_floor: float, members: int, scenes: list[str], workers: int) -> None:
     protocol = PROTOCOLS[dataset]
     feature_config = FEATURES[dataset]
     network_config = NetworkConfig(observed_steps=protocol.observed, predicted_steps=protocol.predicted,
@@ -180,22 +232,29 @@ def train_dataset(dataset: str, data: Path, output: Path, train_config: TrainCon
         folds = {"apolloscape": apolloscape_split(data / "apolloscape" / "prediction_train")}
     else:
         folds = {f"eth_ucy_{scene}": eth_ucy_split(data / "eth_ucy" / "raw", scene) for scene in scenes}
+    tasks = [MemberTask(split["train"], split["val"], protocol, feature_config, network_config,
+                        dataclasses.replace(train_config, seed=train_config.seed + i),
+                        name if members == 1 else f"{name} member {i + 1}/{members}")
+             for name, split in folds.items() for i in range(members)]
+    trained = iter(train_members(tasks, workers))
     for name, split in folds.items():
-        started = time.perf_counter()
-        train, val = (make_samples(protocol_windows(split[part], protocol), feature_config) for part in ("train", "val"))
-        print(f"{name}: {len(train)} training and {len(val)} validation windows", file=sys.stderr)
-        trained = [train_model(train, val, network_config, dataclasses.replace(train_config, seed=train_config.seed + i),
-                               name if members == 1 else f"{name} member {i + 1}/{members}") for i in range(members)]
-        networks, logs = (list(column) for column in zip(*trained))
+        fold = [next(trained) for _ in range(members)]
+        networks = []
+        for member in fold:
+            network = TrajectoryNetwork(network_config)
+            network.load_state_dict(member.state_dict)
+            networks.append(network.eval())
         network = networks[0] if members == 1 else EnsembleNetwork(networks)
+        val = make_samples(protocol_windows(split["val"], protocol), feature_config)
         metadata = {"dataset": dataset, "name": name, "split": _split_summary(split),
                     "protocol": {"observed": protocol.observed, "predicted": protocol.predicted,
                                  "time_step": protocol.time_step,
                                  "scored_types": [t.name.lower() for t in protocol.scored_types]},
-                    "training_windows": len(train), "validation_windows": len(val),
-                    "training_seconds": round(time.perf_counter() - started, 1), "torch_threads": torch.get_num_threads()}
-        save_model(network, feature_config, train_config, logs, most_likely_ade(network, val), metadata,
-                   output / f"trajectory_predictor_{name}")
+                    "training_windows": fold[0].training_windows, "validation_windows": fold[0].validation_windows,
+                    "training_seconds": round(sum(member.seconds for member in fold), 1),
+                    "torch_threads": 1 if workers > 1 else torch.get_num_threads()}
+        save_model(network, feature_config, train_config, [member.log for member in fold], most_likely_ade(network, val),
+                   metadata, output / f"trajectory_predictor_{name}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -215,13 +274,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-mirror", action="store_true", help="no left-right mirroring augmentation")
     parser.add_argument("--seed", type=int, default=TrainConfig.seed, help="seed of the first member")
     parser.add_argument("--members", type=int,
-                        help="networks averaged, trained from seeds seed, seed + 1, ... (default: 2 apolloscape, 1 eth_ucy)")
+                        help="networks averaged, trained from seeds seed, seed + 1, ... (default: 2)")
     parser.add_argument("--hidden", type=int, help="layer width (default: 32 apolloscape, 64 eth_ucy)")
     parser.add_argument("--modes", type=int, help="modes K (default: 6 apolloscape, 3 eth_ucy)")
     parser.add_argument("--speed-floor", type=float,
                         help="0: histories in metres; above 0: in units of each agent's mean speed, at least this "
                         "(m/s; default: 0 apolloscape, 0.2 eth_ucy)")
-    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    parser.add_argument("--workers", type=int, default=2,
+                        help="networks trained side by side, one process and one torch thread each (1: in this "
+                        "process with --threads)")
+    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads with --workers 1")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     defaults = DATASET_DEFAULTS[args.dataset]
@@ -234,9 +296,10 @@ def main(argv: list[str] | None = None) -> int:
         hidden = defaults["hidden"] if args.hidden is None else args.hidden
         speed_floor = defaults["speed_floor"] if args.speed_floor is None else args.speed_floor
         members = defaults["members"] if args.members is None else args.members
-        if members < 1:
-            raise ValueError(f"--members must be at least 1, got {members}")
-        train_dataset(args.dataset, args.data, args.output, config, hidden, modes, speed_floor, members, args.scenes)
+        if members < 1 or args.workers < 1:
+            raise ValueError(f"--members and --workers must be at least 1, got {members} and {args.workers}")
+        train_dataset(args.dataset, args.data, args.output, config, hidden, modes, speed_floor, members, args.scenes,
+                      args.workers)
     except (OSError, ValueError) as error:
         print(f"train-predictor: {error}", file=sys.stderr)
         return 2

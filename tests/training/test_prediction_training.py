@@ -11,7 +11,8 @@ from perception.prediction.predictor import TrajectoryPredictor
 from perception.prediction.recordings import PROTOCOLS, apolloscape_split, protocol_windows
 from tests.conftest import REPO_ROOT
 from training.prediction_data import make_samples
-from training.train_predictor import FEATURES, TrainConfig, most_likely_ade, save_model, train_model
+from training.train_predictor import FEATURES, MemberTask, TrainConfig, most_likely_ade, save_model, train_members, \
+    train_model
 
 
 def test_a_short_training_run_is_saved_and_loads(tmp_path):
@@ -42,3 +43,22 @@ def test_a_short_training_run_is_saved_and_loads(tmp_path):
     assert pair.metadata["members"][1]["best_val_ade"] == min(e["val_ade"] for e in second_log)
     assert pair.metadata["best_val_ade"] == pytest.approx(most_likely_ade(ensemble, val))
 
+
+
+def test_members_trained_in_worker_processes_equal_those_trained_here():
+    split = apolloscape_split(REPO_ROOT / "data" / "trajectories" / "apolloscape" / "prediction_train")
+    protocol, features = PROTOCOLS["apolloscape"], FEATURES["apolloscape"]
+    tasks = [MemberTask(split["train"][:1], split["val"][:1], protocol, features, NetworkConfig(hidden=16, modes=2),
+                        TrainConfig(epochs=2, batch_size=8, seed=seed), f"member {seed}", stride=6) for seed in (0, 1)]
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # what each worker uses
+    try:
+        here = train_members(tasks, 1)
+    finally:
+        torch.set_num_threads(threads)
+    workers = train_members(tasks, 2)
+    for alone, pooled in zip(here, workers):
+        assert alone.log == pooled.log and alone.training_windows == pooled.training_windows > 0
+        for key, value in alone.state_dict.items():
+            torch.testing.assert_close(pooled.state_dict[key], value, rtol=0, atol=0)
+    assert here[0].log != here[1].log  # the seeds differ
