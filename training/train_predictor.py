@@ -41,8 +41,9 @@ DATASET_DEFAULTS = {"apolloscape": {"modes": 6, "most_likely_weight": 1.0, "hidd
 """Settings per dataset, chosen by validation ADE (see the model cards): the small ApolloScape
 training set overfits a wider network, and one seed's network varies by ±4 % on validation; the
 average of two (seeds 0, 1) is 4.8 % better there than seed 0 alone, of three 5.3 % at 1.5× the
-network's run time; on ETH/UCY two members lower the five folds' validation ADE by 1.6 %. Pedestrians' futures are scored on the most likely of fewer modes, weighted
-more, and read in units of each walker's pace (the held-out scene walks at its own)."""
+network's run time; on ETH/UCY two members lower the five folds' validation ADE by 1.6 %.
+Pedestrians' futures are scored on the most likely of fewer modes, weighted more, and read in units
+of each walker's pace (the held-out scene walks at its own)."""
 
 FEATURES = {
     "apolloscape": FeatureConfig(neighbour_radius=30.0, kernel_distance=10.0, kernel_speed=3.0),
@@ -204,6 +205,7 @@ def train_member(task: MemberTask) -> TrainedMember:
     started = time.perf_counter()
     train, val = (make_samples(protocol_windows(recordings, task.protocol, task.stride), task.feature_config)
                   for recordings in (task.train, task.val))
+    print(f"{task.description}: {len(train)} training and {len(val)} validation windows", file=sys.stderr)
     network, log = train_model(train, val, task.network_config, task.train_config, task.description)
     return TrainedMember(network.state_dict(), log, len(train), len(val), time.perf_counter() - started)
 
@@ -245,6 +247,7 @@ def train_dataset(dataset: str, data: Path, output: Path, train_config: TrainCon
             network.load_state_dict(member.state_dict)
             networks.append(network.eval())
         network = networks[0] if members == 1 else EnsembleNetwork(networks)
+        # The validation features once more here (seconds): cheaper than sending them back from the workers.
         val = make_samples(protocol_windows(split["val"], protocol), feature_config)
         metadata = {"dataset": dataset, "name": name, "split": _split_summary(split),
                     "protocol": {"observed": protocol.observed, "predicted": protocol.predicted,

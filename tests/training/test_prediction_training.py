@@ -44,7 +44,6 @@ def test_a_short_training_run_is_saved_and_loads(tmp_path):
     assert pair.metadata["best_val_ade"] == pytest.approx(most_likely_ade(ensemble, val))
 
 
-
 def test_members_trained_in_worker_processes_equal_those_trained_here():
     split = apolloscape_split(REPO_ROOT / "data" / "trajectories" / "apolloscape" / "prediction_train")
     protocol, features = PROTOCOLS["apolloscape"], FEATURES["apolloscape"]
