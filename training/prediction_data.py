@@ -2,6 +2,7 @@
 features once, then padded into batches of scenes."""
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -10,7 +11,8 @@ import torch
 from perception.prediction.features import EDGE_FEATURES, MIRRORED, STEP_FEATURES, FeatureConfig, SceneFeatures, \
     scene_features, to_local
 from perception.prediction.network import motion_scales, scale_kinematics
-from perception.prediction.recordings import Window
+from perception.prediction.recordings import Recording, Window
+from sim.transforms import wrap_angle
 
 
 @dataclass
@@ -23,6 +25,13 @@ class Sample:
     """Network inputs and agent frames."""
     future_local: np.ndarray
     """(A, T', 2) true futures in each agent's frame (NaN where absent)."""
+
+
+def reversed_in_time(recording: Recording) -> Recording:
+    """The recording played backwards, headings turned by π: each path driven the other way, which
+    road users do too, so it can teach the network as well as the original."""
+    return dataclasses.replace(recording, name=f"{recording.name}_reversed", positions=recording.positions[::-1].copy(),
+                               headings=wrap_angle(recording.headings[::-1] + np.pi))
 
 
 def make_samples(windows: list[Window], config: FeatureConfig) -> list[Sample]:

@@ -10,7 +10,7 @@ from perception.prediction.network import EnsembleNetwork, NetworkConfig
 from perception.prediction.predictor import TrajectoryPredictor
 from perception.prediction.recordings import PROTOCOLS, apolloscape_split, protocol_windows
 from tests.conftest import REPO_ROOT
-from training.prediction_data import make_samples
+from training.prediction_data import make_samples, reversed_in_time
 from training.train_predictor import FEATURES, MemberTask, TrainConfig, most_likely_ade, save_model, train_members, \
     train_model
 
@@ -61,3 +61,16 @@ def test_members_trained_in_worker_processes_equal_those_trained_here():
         for key, value in alone.state_dict.items():
             torch.testing.assert_close(pooled.state_dict[key], value, rtol=0, atol=0)
     assert here[0].log != here[1].log  # the seeds differ
+
+
+def test_a_recording_played_backwards_drives_each_path_the_other_way():
+    recording = apolloscape_split(REPO_ROOT / "data" / "trajectories" / "apolloscape" / "prediction_train")["val"][0]
+    backwards = reversed_in_time(recording)
+    np.testing.assert_array_equal(backwards.positions, recording.positions[::-1])
+    annotated = ~np.isnan(recording.headings[::-1])
+    turned = np.angle(np.exp(1j * (backwards.headings[annotated] - recording.headings[::-1][annotated])))
+    np.testing.assert_allclose(np.abs(turned), np.pi, atol=1e-9)
+    again = reversed_in_time(backwards)
+    np.testing.assert_array_equal(again.positions, recording.positions)
+    np.testing.assert_allclose(np.cos(again.headings[::-1][annotated] - recording.headings[::-1][annotated]), 1.0)
+    assert (backwards.agent_types == recording.agent_types).all() and backwards.name.endswith("_reversed")
