@@ -43,9 +43,10 @@ training set overfits a wider network, and one seed's network varies by ±4 % on
 average of two (seeds 0, 1) is 4.8 % better there than seed 0 alone, of three 5.3 % at 1.5× the
 network's run time; on ETH/UCY two members lower the five folds' validation ADE by 1.6 %.
 ApolloScape also trains on its recordings played backwards, twice the windows: the two-seed
-model's validation ADE 0.941 → 0.892 (untried on ETH/UCY, whose training would pass an hour).
-Pedestrians' futures are scored on the most likely of fewer modes, weighted more, and read in units
-of each walker's pace (the held-out scene walks at its own)."""
+model's validation ADE 0.941 → 0.892; on ETH/UCY's univ fold 0.356 → 0.350 at 2.5× the training
+time (all five folds would pass the hour) and nothing at equal time (half the epochs), so it stays
+off there. Pedestrians' futures are scored on the most likely of fewer modes, weighted more, and
+read in units of each walker's pace (the held-out scene walks at its own)."""
 
 FEATURES = {
     "apolloscape": FeatureConfig(neighbour_radius=30.0, kernel_distance=10.0, kernel_speed=3.0),
@@ -207,10 +208,9 @@ class TrainedMember:
 def train_member(task: MemberTask) -> TrainedMember:
     """Windows and features of the task's recordings, then train_model."""
     started = time.perf_counter()
-    config = task.train_config
-    recordings = task.train + ([reversed_in_time(r) for r in task.train] if config.time_reversal else [])
+    backwards = [reversed_in_time(r) for r in task.train] if task.train_config.time_reversal else []
     train, val = (make_samples(protocol_windows(recordings, task.protocol, task.stride), task.feature_config)
-                  for recordings in (recordings, task.val))
+                  for recordings in (task.train + backwards, task.val))
     print(f"{task.description}: {len(train)} training and {len(val)} validation windows", file=sys.stderr)
     network, log = train_model(train, val, task.network_config, task.train_config, task.description)
     return TrainedMember(network.state_dict(), log, len(train), len(val), time.perf_counter() - started)

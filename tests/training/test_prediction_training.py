@@ -11,8 +11,8 @@ from perception.prediction.predictor import TrajectoryPredictor
 from perception.prediction.recordings import PROTOCOLS, apolloscape_split, protocol_windows
 from tests.conftest import REPO_ROOT
 from training.prediction_data import make_samples, reversed_in_time
-from training.train_predictor import FEATURES, MemberTask, TrainConfig, most_likely_ade, save_model, train_members, \
-    train_model
+from training.train_predictor import FEATURES, MemberTask, TrainConfig, most_likely_ade, save_model, train_member, \
+    train_members, train_model
 
 
 def test_a_short_training_run_is_saved_and_loads(tmp_path):
@@ -74,3 +74,16 @@ def test_a_recording_played_backwards_drives_each_path_the_other_way():
     np.testing.assert_array_equal(again.positions, recording.positions)
     np.testing.assert_allclose(np.cos(again.headings[::-1][annotated] - recording.headings[::-1][annotated]), 1.0)
     assert (backwards.agent_types == recording.agent_types).all() and backwards.name.endswith("_reversed")
+
+
+def test_time_reversal_trains_on_twice_the_windows_and_validates_forwards():
+    split = apolloscape_split(REPO_ROOT / "data" / "trajectories" / "apolloscape" / "prediction_train")
+    protocol, features = PROTOCOLS["apolloscape"], FEATURES["apolloscape"]
+    forwards, both = (train_member(MemberTask(split["train"][:1], split["val"][:1], protocol, features,
+                                              NetworkConfig(hidden=16, modes=2),
+                                              TrainConfig(epochs=1, batch_size=8, time_reversal=reverse), "member",
+                                              stride=6))
+                      for reverse in (False, True))
+    backwards = len(protocol_windows([reversed_in_time(split["train"][0])], protocol, stride=6))
+    assert both.training_windows == forwards.training_windows + backwards and backwards > 0
+    assert both.validation_windows == forwards.validation_windows
