@@ -105,7 +105,9 @@ def test_frames_at_1000_hz_keep_the_uplink_bounded_counted_and_flat_in_memory(co
         warm, end = flood(lambda index: harness.publish_frame(1.0 + index / FAST_RATE_HZ, frame), 6.0, FAST_RATE_HZ)
         counters = node.counters
         assert wait_until(lambda: test_gsrmr_nodes.settled(node))
-        assert counters.received >= 6.0 * RATE_HZ and counters.dropped_frames > 0
+        # As for the detector: a busy 2-core machine's publisher gets out fewer frames than asked
+        # (553 in 6 s on 2026-12-04), but far more than the uplink can decide.
+        assert counters.received >= 0.5 * 6.0 * RATE_HZ and counters.dropped_frames > counters.decided
         assert wait_until(lambda: reported_drops(listener, "gsrmr_uplink", counters.dropped_frames))
         decided = counters.decided
         harness.publish_frame(100.0, frame)
