@@ -257,9 +257,11 @@ class CroaProblem:
         self.target_normals.value = root[:, None] * normals
         self.target_offsets.value = root * np.einsum("si,si->s", normals, targets - sensor_offsets)
 
-    def solve(self, warm_start: bool = True, time_limit: float | None = None) -> str:
+    def solve(self, time_limit: float | None = None) -> str:
         """Solve with the configured solver, stopped after `time_limit` wall seconds when given
-        (status user_limit); returns cvxpy's status."""
+        (status user_limit); returns cvxpy's status. A new solver each time: cvxpy's warm_start only
+        reuses Clarabel's allocation, and the answers then depend on what it solved before, so a
+        closed-loop run would not repeat (the CCP starts from the previous plan instead)."""
         tolerance = self.config.solver_tolerance
         options = (dict(tol_gap_abs=tolerance, tol_gap_rel=tolerance, tol_feas=tolerance / 10.0)
                    if self.config.solver == "CLARABEL" else dict(eps_abs=tolerance, eps_rel=tolerance))
@@ -267,7 +269,7 @@ class CroaProblem:
             options["time_limit" if self.config.solver == "CLARABEL" else "time_limit_secs"] = time_limit
         with warnings.catch_warnings():  # 'solution may be inaccurate': the status says so
             warnings.simplefilter("ignore", UserWarning)
-            self.problem.solve(solver=self.config.solver, warm_start=warm_start, **options)
+            self.problem.solve(solver=self.config.solver, warm_start=False, **options)
         self.compiled = True
         return self.problem.status
 

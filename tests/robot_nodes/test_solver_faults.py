@@ -55,14 +55,14 @@ class InjectedCroaProblem(CroaProblem):
 
     fault: str | None = None
 
-    def solve(self, warm_start: bool = True, time_limit: float | None = None) -> str:
+    def solve(self, time_limit: float | None = None) -> str:
         if self.fault == "solver error":
             raise cp.SolverError("injected: Clarabel stopped with a numerical error")
         if self.fault in ("infeasible", "infeasible_inaccurate", "unbounded", "user_limit"):
             return self.fault
         if self.fault == "solve past the budget":
             time.sleep(1.2 * PLANNER_BUDGET_S)
-        status = super().solve(warm_start, time_limit)
+        status = super().solve(time_limit)
         if self.fault == "NaN solution":
             self.states.save_value(np.full(self.states.shape, np.nan))
         return status
