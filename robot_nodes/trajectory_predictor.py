@@ -59,6 +59,9 @@ class TrajectoryPredictorConfig:
     """Seconds predicted; cut to the model's own horizon."""
     modes: int = field(default=3, metadata={"range": (1, 64)})
     """Futures published per track, most probable first."""
+    standing_speed: float = field(default=1.0, metadata={"range": (0.0, 10.0)})
+    """m/s: tracks slower than this, and within one standard deviation of standing, are predicted
+    standing (one mode); 0 turns this off."""
     tracking_frame: str = "odom"
     """Fixed frame the tracker works in and tracks and predictions are published in."""
     max_pose_gap: float = field(default=0.2, metadata={"range": (0.001, 10.0)})
@@ -105,7 +108,8 @@ class TrajectoryPredictorNode(Node):
                 raise StartupError(f"trajectory_predictor: {error} (parameter model_path)") from None
         self.tracker = MultiObjectTracker(self.config.tracker)
         self.predictor = TrackPredictor(TrackPredictionConfig(method=self.config.method, horizon=self.config.horizon,
-                                                              modes=self.config.modes), model)
+                                                              modes=self.config.modes,
+                                                              standing_speed=self.config.standing_speed), model)
         self.counters = PredictorCounters()
         self.processing_times_ms: collections.deque[float] = collections.deque(maxlen=PROCESSING_TIMES_KEPT)
         self.frame_poses = FramePoses(self.config.tracking_frame, self.config.max_pose_gap)

@@ -37,6 +37,10 @@ class TrackPredictionConfig:
     """Seconds between predicted poses for the baselines (the model uses its own)."""
     observed_steps: int = field(default=6, metadata={"range": (2, 50)})
     """History steps the baselines read (the model uses its own)."""
+    standing_speed: float = field(default=1.0, metadata={"range": (0.0, 10.0)})
+    """m/s: a track slower than this whose speed is also within one standard deviation of zero (the
+    tracker's own speed variance) is predicted standing where it is, one mode. Parked cars otherwise
+    drift along whatever the detection noise in their history suggests. 0 turns this off."""
 
     def __post_init__(self) -> None:
         check_ranges(self)
@@ -140,10 +144,20 @@ class TrackPredictor:
             means = baseline(history, steps, self.time_step)[:, None]
             covariances, probabilities = None, np.ones((len(tracks), 1))
         yaws = _path_yaws(np.array([track.box.yaw for track in tracks]), history[:, -1], means)
-        return [PredictedObject(track, [
+        return [PredictedObject(track, [self._standing_path(track)] if self._is_standing(track) else [
             PredictedPath(means[index, mode], yaws[index, mode], self.time_step, float(probabilities[index, mode]),
                           None if covariances is None else covariances[index, mode])
             for mode in range(means.shape[1])]) for index, track in enumerate(tracks)]
+
+    def _is_standing(self, track: TrackedObject) -> bool:
+        speed = float(np.hypot(*track.velocity))
+        return speed < self.config.standing_speed and speed ** 2 <= track.velocity_covariance[0, 0]
+
+    def _standing_path(self, track: TrackedObject) -> PredictedPath:
+        """Where the track is, at every step, with its position covariance."""
+        steps = self.predicted_steps
+        return PredictedPath(np.tile(track.box.center[:2], (steps, 1)), np.full(steps, track.box.yaw), self.time_step,
+                             1.0, np.tile(track.pose_covariance[:2, :2], (steps, 1, 1)))
 
 
 def _path_yaws(start_yaws: np.ndarray, starts: np.ndarray, paths: np.ndarray) -> np.ndarray:
