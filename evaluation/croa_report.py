@@ -144,7 +144,7 @@ def episode_summary(result: EpisodeResult) -> dict:
         "yaw_error_deg": float(np.degrees(np.mean([s.yaw_error for s in detected]))) if detected else math.nan,
         "collisions": result.collisions, "min_clearance": result.min_clearance, "path_length": result.path_length,
         "solve_times": result.solve_times, "fallbacks": result.fallbacks, "fallback_reasons": result.fallback_reasons,
-        "wall_time": result.wall_time,
+        "back_outs": result.back_outs, "wall_time": result.wall_time,
     }
 
 
@@ -164,13 +164,14 @@ def aggregate(summaries: list[dict], method: str) -> dict:
                   path_length=float(np.mean([r["path_length"] for r in rows])),
                   solve_median_ms=1e3 * float(np.median(solve)) if len(solve) else math.nan,
                   solve_p90_ms=1e3 * float(np.percentile(solve, 90)) if len(solve) else math.nan,
-                  fallbacks=int(sum(r["fallbacks"] for r in rows)))
+                  fallbacks=int(sum(r["fallbacks"] for r in rows)),
+                  back_outs=int(sum(r["back_outs"] for r in rows)))
     return values
 
 
 def table(summaries: list[dict], methods: tuple[str, ...]) -> list[str]:
     header = ("| method | episodes | " + " | ".join(label for _, label, _ in METRICS)
-              + " | collisions (episodes) | min clearance (m) | path (m) | solve median / p90 (ms) | fallbacks |")
+              + " | collisions (episodes) | min clearance (m) | path (m) | solve median / p90 (ms) | fallbacks | back-outs |")
     lines = [header, "|" + "---|" * (header.count("|") - 1)]
     for method in methods:
         a = aggregate(summaries, method)
@@ -178,7 +179,7 @@ def table(summaries: list[dict], methods: tuple[str, ...]) -> list[str]:
         solve = "—" if math.isnan(a["solve_median_ms"]) else f"{a['solve_median_ms']:.0f} / {a['solve_p90_ms']:.0f}"
         lines.append(f"| {METHOD_LABELS[method]} | {a['episodes']} | {metrics} | {a['collisions']} "
                      f"({a['collided_episodes']}) | {a['min_clearance']:.2f} | {a['path_length']:.1f} | {solve} "
-                     f"| {a['fallbacks']} |")
+                     f"| {a['fallbacks']} | {a['back_outs']} |")
     return lines
 
 

@@ -115,6 +115,8 @@ class EpisodeResult:
     """Planning cycles that fell back to braking."""
     fallback_reasons: dict[str, int] = field(default_factory=dict)
     """Why they fell back, with counts."""
+    back_outs: int = 0
+    """Times the planner backed out of a stall (CroaConfig.back_out_after)."""
     wall_time: float = 0.0
     """Seconds the episode took."""
 
@@ -168,6 +170,7 @@ class EpisodeRunner:
         steps = round(config.duration / config.control_period)
         scan_every = max(1, round(config.perception_period / config.control_period))
         path = [world.ego_pose]
+        plan = None
         for step in range(steps):
             if step % scan_every == 0:
                 predictions, target_track_id = self._perceive(world, tracker, target_truth, result)
@@ -176,7 +179,7 @@ class EpisodeRunner:
             if lane_keeping is not None:
                 linear, angular = lane_keeping.command((x, y, yaw), speed, world.scenario.ego.speed)
             else:
-                steering = math.atan(yaw_rate * vehicle.wheelbase / speed) if speed > 0.1 else 0.0
+                steering = math.atan(yaw_rate * vehicle.wheelbase / speed) if abs(speed) > 0.1 else 0.0
                 ego = EgoState(x, y, yaw, speed, steering)
                 corridor = corridor_for_lane(world.lane_centerlines, lane_width, world.lane_directions, x, y, yaw)
                 obstacles = [Obstacle.from_prediction(p, planner_config.horizon, planner_config.time_step)
@@ -184,8 +187,10 @@ class EpisodeRunner:
                 target = next((o for o in obstacles if o.object_id == target_track_id), None)
                 if target is None:  # not (yet) tracked: the box it was named by
                     target = Obstacle.standing(target_truth.box, planner_config.horizon, -1)
+                backing_out = plan is not None and plan.backing_out
                 plan = planner.plan(PlanningScene(ego, corridor, obstacles, target))
                 linear, angular = plan.linear_velocity, plan.angular_velocity
+                result.back_outs += plan.backing_out and not backing_out
                 result.solve_times.append(plan.solve_time)
                 if plan.fallback:
                     result.fallbacks += 1

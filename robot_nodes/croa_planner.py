@@ -22,7 +22,9 @@ whose optimisation fails gives the planner's own braking plan and logs the reaso
 does a planner that raises (a bug must not take the driver down with it). Failures are a solver
 error, a status other than optimal (infeasible, unbounded, user_limit), a non-finite solution, or a
 cycle past croa.time_budget; the status of that cycle has fallback = true and the reason
-(docs/reliability.md).
+(docs/reliability.md). A robot that has planned to go nowhere while askew to its lane for
+croa.back_out_after cycles backs out (negative speeds on cmd_vel, logged; the status's reason
+says so).
 """
 from __future__ import annotations
 
@@ -174,7 +176,7 @@ def command_at(plan: Plan, elapsed: float, time_step: float, wheelbase: float) -
     steps = len(plan.controls)
     index = int(np.clip(math.floor(elapsed / time_step + 1e-9), 0, steps - 1))
     times = np.arange(steps + 1) * time_step
-    speed = float(max(np.interp(min(elapsed, steps * time_step) + time_step, times, plan.states[:, 3]), 0.0))
+    speed = float(np.interp(min(elapsed, steps * time_step) + time_step, times, plan.states[:, 3]))  # < 0: backing out
     return speed, speed * math.tan(float(plan.controls[index, 1])) / wheelbase
 
 
@@ -413,7 +415,7 @@ class CroaPlannerNode(Node):
     def _ego(self, odometry: tuple[float, float, float, float, float]) -> EgoState:
         x, y, yaw, speed, yaw_rate = odometry
         wheelbase = self.config.vehicle.wheelbase
-        steering = math.atan(yaw_rate * wheelbase / speed) if speed > STEERING_MIN_SPEED else 0.0
+        steering = math.atan(yaw_rate * wheelbase / speed) if abs(speed) > STEERING_MIN_SPEED else 0.0
         return EgoState(x, y, yaw, speed, steering)
 
     def _obstacles(self, ego: EgoState, predictions: list[PredictedObject], age: float) -> list[Obstacle]:
@@ -474,6 +476,8 @@ class CroaPlannerNode(Node):
         with self._lock:
             if not self._reset_requested:  # a reset while planning: this plan belongs to the old time line
                 self._plan = (plan, job.start_ns)
+        if plan.backing_out and not (self.last_plan is not None and self.last_plan.backing_out):
+            self.get_logger().info(plan.reason)
         self.last_plan = plan
         self.counters.with_target += target is not None
         if plan.fallback:

@@ -31,6 +31,7 @@ from evaluation.report import Figure, Report, Section, machine_metadata, markdow
 from evaluation.tracking_metrics import TrackingFrame, evaluate_tracking
 from evaluation.tracking_report import detections_into_map
 from perception.objects import Box3D, boxes_to_array, corners_bev, points_in_box_mask
+from planners.croa.planner import BACKING_OUT
 from robot_nodes import graph, topics
 from robot_nodes.bag_contents import BagContents
 from robot_nodes.bags import BagError, BagReader
@@ -340,8 +341,13 @@ def planning_section(contents: BagContents, report: Report) -> Section:
     reasons = collections.Counter(s.reason for s in statuses if s.fallback)
     lines = [f"- {len(statuses)} planning cycles, {int(fallback.sum())} fell back"
              + (" (" + "; ".join(f"{reason} ×{count}" for reason, count in reasons.most_common()) + ")" if reasons else "")]
-    report.metrics.update({"croa.cycles": len(statuses), "croa.fallbacks": int(fallback.sum())})
-    solved = [s for s in statuses if not s.fallback]
+    backing = np.array([not s.fallback and s.reason.startswith(BACKING_OUT) for s in statuses])
+    back_outs = int(np.sum(backing[1:] & ~backing[:-1]) + (len(backing) > 0 and backing[0]))
+    if back_outs:
+        lines.append(f"- backed out of a stall {back_outs} times ({int(backing.sum())} cycles)")
+    report.metrics.update({"croa.cycles": len(statuses), "croa.fallbacks": int(fallback.sum()),
+                           "croa.back_outs": back_outs})
+    solved = [s for s, backs in zip(statuses, backing) if not s.fallback and not backs]
     if solved:
         lines.append(f"- optimised cycles: median {np.median([s.iterations for s in solved]):.0f} convex-concave "
                      f"iterations, solve time median {1e3 * np.median([s.solve_time for s in solved]):.0f} ms, "

@@ -116,6 +116,19 @@ class CroaConfig:
     """Separation (m) between a sight line and an occluder over which the occlusion probability falls by 1/e."""
     goal_weight: float = field(default=10.0, metadata={"range": (0.0, 1e4)})
     """Cost per m^2 of the last planned position's distance from a viewpoint goal (greedy baseline only)."""
+    back_out_after: int = field(default=20, metadata={"range": (0, 10000)})
+    """Cycles in a row the ego may plan to go nowhere (under 0.5 m over the horizon) while askew
+    to its lane before it backs out (0: never). From standing, a car it faces closer than its
+    turning circle cannot be passed forwards, and the horizon is too short to see that creeping
+    round it pays."""
+    back_out_heading: float = field(default=0.15, metadata={"range": (0.0, 3.2)})
+    """Least heading off the lane (rad) for backing out: aligned with its lane (queueing behind a
+    stopped car) the ego waits."""
+    back_out_distance: float = field(default=2.0, metadata={"range": (0.1, 20.0)})
+    """How far the ego backs out, metres, steering towards the lane's direction; a way back that
+    comes within safety_distance of an obstacle (at its predicted poses) is not taken."""
+    back_out_speed: float = field(default=1.0, metadata={"range": (0.1, 5.0)})
+    """Top reversing speed, m/s."""
     ccp_iterations: int = field(default=4, metadata={"range": (1, 50)})
     """Most convex-concave iterations per planning cycle."""
     ccp_tolerance: float = field(default=0.01, metadata={"range": (0.0, 1.0)})

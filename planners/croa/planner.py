@@ -31,6 +31,16 @@ PURE_PURSUIT_LOOKAHEAD = 8.0
 """Look-ahead of the start-up and fallback rollouts along the lane, metres."""
 COLLISION_RANGE = 30.0
 """Obstacles further than this from every planned position (minus their size) get no constraint, metres."""
+STANDSTILL_SPEED = 0.1
+"""A start point no faster than this (m/s) anywhere is replaced by a pull-away rollout: linearised
+at standstill the bicycle's heading does not depend on its steering, so the only plan in reach is
+straight ahead, and a robot stopped facing an obstacle would stand there for good."""
+STALLED_TRAVEL = 0.5
+"""A plan whose last position is nearer than this to its first (m) goes nowhere (CroaConfig.back_out_after)."""
+BACKED_OUT = 0.1
+BACKING_OUT = "backing out"
+"""How the reason of a plan that backs out begins (the PlannerStatus messages carry only the reason)."""
+"""Backing out ends this close to its distance (m): the last centimetres are crept at the braking limit."""
 
 
 @dataclass
@@ -54,10 +64,14 @@ class CroaPlanner:
         self.problem = CroaProblem(self.config, self.vehicle)
         self._body = body_halfspaces(self.vehicle.length, self.vehicle.width, self.vehicle.rear_overhang)
         self._previous: Plan | None = None
+        self._stalled_cycles = 0
+        self._back_out_start: np.ndarray | None = None
+        """Where backing out began (map), while it lasts."""
+        self._back_out_cycles = 0
 
     def reset(self) -> None:
-        """Forget the previous plan (a new episode)."""
-        self._previous = None
+        """Forget the previous plan and any stall (a new episode)."""
+        self._previous, self._stalled_cycles, self._back_out_start = None, 0, None
 
     # --- one cycle -----------------------------------------------------------------------------
 
@@ -83,7 +97,8 @@ class CroaPlanner:
         _, lateral_now, _, tangent_now = scene.corridor.project(origin[None])
         problem.corridor_allowance.value = float(max(0.0, problem.lateral_low.value - lateral_now[0],
                                                      lateral_now[0] - problem.lateral_high.value))
-        heading_now = abs(math.remainder(scene.ego.yaw - math.atan2(tangent_now[0, 1], tangent_now[0, 0]), 2 * math.pi))
+        lane_yaw = math.atan2(tangent_now[0, 1], tangent_now[0, 0])
+        heading_now = abs(math.remainder(scene.ego.yaw - lane_yaw, 2 * math.pi))
         problem.heading_allowance.value = max(0.0, heading_now - config.max_heading_offset)
         problem.lateral_reference.value = scene.corridor.reference_offset
 
@@ -124,17 +139,28 @@ class CroaPlanner:
             plan = self._fallback(scene, origin, collision)
         else:
             plan = self._plan_from(solution, controls, origin, iterations, obstacle_ids)
+        plan = self._unless_stalled(scene, origin, obstacles, plan, lane_yaw, heading_now)
         plan.occlusion_ratio, plan.occlusion_ratio_now, plan.sight_lines, plan.sight_blocked = self._occlusion(
             plan, scene.ego, obstacles, target)
         plan.solve_time = time.perf_counter() - started
-        self._previous = None if plan.fallback else plan
+        self._previous = None if plan.fallback or plan.backing_out else plan
         return plan
 
     # --- linearisation point -------------------------------------------------------------------
 
     def _start_point(self, scene: PlanningScene, origin: np.ndarray) -> Linearisation:
         """The previous plan shifted by one step when the ego is where it predicted, else a rollout
-        along the lane at the current speed."""
+        along the lane at the current speed; a standstill plan is replaced by one pulling away."""
+        point = self._shifted_previous(scene, origin)
+        if point is not None and np.max(point.states[:, 3]) > STANDSTILL_SPEED:
+            return point
+        pulling_away = scene.ego.speed <= STANDSTILL_SPEED  # true too of a standstill plan: it starts at this speed
+        states, controls = self._rollout(scene.ego, scene.corridor,
+                                         speed_change=self.vehicle.max_acceleration if pulling_away else 0.0)
+        states[:, :2] -= origin
+        return Linearisation(states, controls[:, 1])
+
+    def _shifted_previous(self, scene: PlanningScene, origin: np.ndarray) -> Linearisation | None:
         previous = self._previous
         if previous is not None:
             states = previous.states.copy()
@@ -149,9 +175,7 @@ class CroaPlanner:
                 states[:, :2] -= origin
                 steering = np.append(previous.controls[1:, 1], previous.controls[-1, 1])
                 return Linearisation(states, steering)
-        states, controls = self._rollout(scene.ego, scene.corridor, speed_change=0.0)
-        states[:, :2] -= origin
-        return Linearisation(states, controls[:, 1])
+        return None
 
     def _rollout(self, ego: EgoState, corridor: Corridor, speed_change: float,
                  lateral: float | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -175,6 +199,74 @@ class CroaPlanner:
             states[step + 1] = [x + config.time_step * speed * math.cos(yaw), y + config.time_step * speed * math.sin(yaw),
                                 yaw + config.time_step * speed * math.tan(steering) / vehicle.wheelbase, new_speed]
             controls[step] = [acceleration, steering]
+        return states, controls
+
+    def _unless_stalled(self, scene: PlanningScene, origin: np.ndarray, obstacles: list[Obstacle], plan: Plan,
+                        lane_yaw: float, heading_off_lane: float) -> Plan:
+        """The plan, or one backing out (straightening towards the lane) once the ego has planned
+        to go nowhere while askew to its lane for config.back_out_after cycles in a row, until it
+        has backed config.back_out_distance."""
+        config = self.config
+        if self._back_out_start is None:
+            stalled = (np.linalg.norm(plan.states[-1, :2] - plan.states[0, :2]) < STALLED_TRAVEL
+                       and heading_off_lane >= config.back_out_heading)
+            self._stalled_cycles = self._stalled_cycles + 1 if stalled else 0
+            if config.back_out_after == 0 or self._stalled_cycles < config.back_out_after:
+                return plan
+            self._back_out_start, self._back_out_cycles = origin.copy(), 0
+        left = config.back_out_distance - float(np.linalg.norm(origin - self._back_out_start))
+        self._back_out_cycles += 1
+        # Long enough to back the distance at the limits three times over: a robot that does not
+        # move (its base refuses to reverse) stops trying.
+        patience = 3.0 * (config.back_out_distance / config.back_out_speed
+                          + 2.0 * config.back_out_speed / self.vehicle.max_acceleration) / config.time_step
+        states, controls = self._reverse_rollout(scene.ego, lane_yaw, left)
+        # The way back keeps safety_distance from everything, bar what is that close already (the
+        # car it faces): that must not be touched.
+        near = self._overlaps(states[:, :3], obstacles, margin=config.safety_distance)
+        blocked = (near & ~near[:, :1]) | self._overlaps(states[:, :3], obstacles)
+        backed_out = left < BACKED_OUT and scene.ego.speed >= -STANDSTILL_SPEED
+        if backed_out or blocked.any() or self._back_out_cycles > patience:
+            if blocked.any():
+                index, step = np.argwhere(blocked)[0]
+                plan.reason = (f"stalled for {self._stalled_cycles} cycles and cannot back out: within "
+                               f"{config.safety_distance:g} m of obstacle {obstacles[index].object_id} "
+                               f"at {step * config.time_step:.1f} s")
+            self._back_out_start, self._stalled_cycles = None, 0
+            return plan
+        speed = float(states[1, 3])
+        return Plan(states=states, controls=controls, linear_velocity=speed,
+                    angular_velocity=speed * math.tan(float(controls[0, 1])) / self.vehicle.wheelbase,
+                    fallback=False, solve_time=0.0, iterations=0, occlusion_ratio=0.0, occlusion_ratio_now=0.0,
+                    reason=(f"{BACKING_OUT}: planned under {STALLED_TRAVEL:g} m for {self._stalled_cycles} cycles "
+                            f"{heading_off_lane:.2f} rad off the lane; {left:.1f} m to go"),
+                    backing_out=True)
+
+    def _reverse_rollout(self, ego: EgoState, lane_yaw: float, distance: float) -> tuple[np.ndarray, np.ndarray]:
+        """Reversing `distance` metres at up to back_out_speed and stopping there, steering the
+        heading towards lane_yaw within the steering limits; states (T + 1, 4) in map, controls (T, 2)."""
+        config, vehicle = self.config, self.vehicle
+        dt = config.time_step
+        states = np.zeros((config.horizon + 1, 4))
+        controls = np.zeros((config.horizon, 2))
+        states[0] = [ego.x, ego.y, ego.yaw, min(ego.speed, 0.0)]
+        steering, travelled = float(ego.steering), 0.0
+        for step in range(config.horizon):
+            x, y, yaw, speed = states[step]
+            left = max(distance - travelled, 0.0)
+            # Reversing turns the heading the other way: steer against the heading error, by the
+            # curvature that removes it over what is left to go.
+            wanted = -math.atan(math.remainder(lane_yaw - yaw, 2 * math.pi) * vehicle.wheelbase / max(left, 0.5))
+            steering = float(np.clip(wanted, max(steering - vehicle.max_steering_rate * dt, -vehicle.max_steering),
+                                     min(steering + vehicle.max_steering_rate * dt, vehicle.max_steering)))
+            # Brakes to stop at the distance (and covers no more than what is left in one step).
+            target_speed = -min(config.back_out_speed, math.sqrt(2.0 * vehicle.max_acceleration * left), left / dt)
+            acceleration = float(np.clip((target_speed - speed) / dt, -vehicle.max_acceleration,
+                                         vehicle.max_acceleration))
+            states[step + 1] = [x + dt * speed * math.cos(yaw), y + dt * speed * math.sin(yaw),
+                                yaw + dt * speed * math.tan(steering) / vehicle.wheelbase, speed + acceleration * dt]
+            controls[step] = [acceleration, steering]
+            travelled += dt * abs(speed)
         return states, controls
 
     # --- problem data --------------------------------------------------------------------------
@@ -220,7 +312,7 @@ class CroaPlanner:
         return [obstacles[index] for index in order[:self.config.max_obstacles]]
 
     def _collision_pairs(self, chosen: list[Obstacle], point: Linearisation,
-                         origin: np.ndarray) -> tuple[PairData, np.ndarray, np.ndarray]:
+                         origin: np.ndarray) -> tuple[PairData, np.ndarray, np.ndarray, np.ndarray]:
         steps, slots = self.config.horizon, self.config.max_obstacles
         count = steps * slots
         normals = np.tile(FACE_SIGNS, (count, 1, 1))
@@ -229,26 +321,33 @@ class CroaPlanner:
         pair_steps = np.repeat(np.arange(1, steps + 1), slots)
         ego_positions = point.states[pair_steps, :2]
         ego_yaws = point.states[pair_steps, 2]
-        distances = np.full(count, self.config.safety_distance)
+        headways = np.zeros(count)
+        front = self.vehicle.length - self.vehicle.rear_overhang
         for slot, obstacle in enumerate(chosen):
             rows = np.arange(slot, count, slots)
             poses = obstacle.poses[1:steps + 1]
             normals[rows], offsets[rows] = rectangle_halfspaces(poses[:, :2] - origin, obstacle.length,
                                                                 obstacle.width, poses[:, 2])
             active[rows] = True
-            # Following distance: an obstacle ahead across the body's width gets a speed-dependent gap.
+            # Following distance: an obstacle wholly ahead of the front bumper, across the body's
+            # width, gets a speed-dependent gap (one beside the body does not: passing a parked car
+            # close by is no reason to keep a following distance from it).
             relative = poses[:, :2] - origin - ego_positions[rows]
             cos, sin = np.cos(ego_yaws[rows]), np.sin(ego_yaws[rows])
             ahead = relative[:, 0] * cos + relative[:, 1] * sin
             across = -relative[:, 0] * sin + relative[:, 1] * cos
-            in_path = (ahead > 0.0) & (np.abs(across) < 0.5 * (obstacle.width + self.vehicle.width) + 0.3)
-            distances[rows] += np.where(in_path, self.config.time_headway * point.states[pair_steps[rows], 3], 0.0)
+            facing = poses[:, 2] - ego_yaws[rows]
+            reach = 0.5 * (obstacle.length * np.abs(np.cos(facing)) + obstacle.width * np.abs(np.sin(facing)))
+            in_path = ((ahead - reach > front)
+                       & (np.abs(across) < 0.5 * (obstacle.width + self.vehicle.width) + 0.3))
+            headways[rows] = np.where(in_path, self.config.time_headway, 0.0)
         body_normals, body_offsets = self._body
         corners = _body_corners(body_offsets)
         corner_sets = [ego_positions + np.einsum("pij,j->pi", rotation(ego_yaws), corner) for corner in corners]
         faces = best_face_duals(normals, offsets, *corner_sets)
         duals = normals[np.arange(count), faces]
-        return PairData(normals, offsets, duals, ego_positions, active), ego_yaws, distances
+        return (PairData(normals, offsets, duals, ego_positions, active), ego_yaws,
+                np.full(count, self.config.safety_distance), headways)
 
     def _occlusion_pairs(self, obstacles: list[Obstacle], target: Obstacle | None, point: Linearisation,
                          origin: np.ndarray):
@@ -290,23 +389,28 @@ class CroaPlanner:
 
     def _first_contact(self, solution: Linearisation, origin: np.ndarray, obstacles: list[Obstacle]) -> str | None:
         """Why the plan is refused: its body overlaps an obstacle at some step (exact rectangles), or None."""
-        if not obstacles:
+        touching = self._overlaps(solution.states[:, :3] + np.append(origin, 0.0), obstacles)
+        if not touching.any():
             return None
-        states = solution.states
-        steps = len(states)
-        body = self.vehicle.body_boxes(np.column_stack([states[:, :2] + origin, states[:, 2]]))
+        index, step = np.argwhere(touching)[0]
+        return (f"no collision-free plan: touches obstacle {obstacles[index].object_id} "
+                f"at {step * self.config.time_step:.1f} s")
+
+    def _overlaps(self, poses: np.ndarray, obstacles: list[Obstacle], margin: float = 0.0) -> np.ndarray:
+        """Whether the body at each base_link pose (T + 1, 3) in map, grown by `margin` on every
+        side, overlaps each obstacle at the same step (exact rectangles), (obstacles, T + 1)."""
+        steps = len(poses)
+        if not obstacles:
+            return np.zeros((0, steps), dtype=bool)
+        body = self.vehicle.body_boxes(poses)
+        body[:, 3:5] += 2.0 * margin
         others = np.zeros((len(obstacles), steps, 7))
         for index, obstacle in enumerate(obstacles):
             others[index, :, :2] = obstacle.poses[:steps, :2]
             others[index, :, 3:5] = obstacle.length, obstacle.width
             others[index, :, 6] = obstacle.poses[:steps, 2]
         body_corners = np.broadcast_to(corners_bev(body), (len(obstacles), steps, 4, 2)).reshape(-1, 4, 2)
-        touching = rectangles_overlap(body_corners, corners_bev(others.reshape(-1, 7))).reshape(len(obstacles), steps)
-        if not touching.any():
-            return None
-        index, step = np.argwhere(touching)[0]
-        return (f"no collision-free plan: touches obstacle {obstacles[index].object_id} "
-                f"at {step * self.config.time_step:.1f} s")
+        return rectangles_overlap(body_corners, corners_bev(others.reshape(-1, 7))).reshape(len(obstacles), steps)
 
     def _plan_from(self, solution: Linearisation, controls: np.ndarray, origin: np.ndarray, iterations: int,
                    obstacle_ids: list[int]) -> Plan:

@@ -151,6 +151,9 @@ class CroaProblem:
         rotated_dual = sum(cp.multiply(self.collision_rotated_normals[face], _columns(self.collision.dual, face))
                            for face in range(FACES))
         self.safety_distance = cp.Parameter(self.collision_pairs, name="safety_distance")
+        self.headway = cp.Parameter(self.collision_pairs, nonneg=True, name="headway")
+        """Seconds of following distance per pair at its step's planned speed (0: not in the ego's path)."""
+        pair_speeds = _selection(pair_steps, steps + 1) @ speed
         constraints += self.collision.constraints()
         # Penalty CCP (Lipp and Boyd): the safety distance has a slack at a high price, so a start
         # the restriction cannot leave (an obstacle perception now places on the previous plan)
@@ -159,7 +162,7 @@ class CroaProblem:
         constraints += [
             rotated_dual + self.body_dual @ body_normals == 0,
             self.collision.separation_lower_bound() - self.body_dual @ body_offsets
-            >= self.safety_distance - self.safety_slack,
+            >= self.safety_distance + cp.multiply(self.headway, pair_speeds) - self.safety_slack,
         ]
         cost += config.safety_slack_weight * cp.sum(self.safety_slack)
 
@@ -198,10 +201,8 @@ class CroaProblem:
             raise AssertionError(f"the CROA subproblem must be DPP; not DPP: {offending}")
 
     def _rows(self, steps: np.ndarray) -> cp.Expression:
-        """Positions at the given horizon indices, (len(steps), 2), by a constant selection matrix."""
-        selection = np.zeros((len(steps), self.config.horizon + 1))
-        selection[np.arange(len(steps)), steps] = 1.0
-        return selection @ self.states[:, :2]
+        """Positions at the given horizon indices, (len(steps), 2)."""
+        return _selection(steps, self.config.horizon + 1) @ self.states[:, :2]
 
     # --- data ----------------------------------------------------------------------------------
 
@@ -222,9 +223,10 @@ class CroaProblem:
         for name, value in values.items():
             self.dynamics[name].value = value
 
-    def set_collision_pairs(self, pairs: PairData, body_yaws: np.ndarray, safety_distances: np.ndarray) -> None:
-        """Collision pairs, the ego's heading at each pair's step (its body's rotation R_bar) and
-        each pair's safety distance."""
+    def set_collision_pairs(self, pairs: PairData, body_yaws: np.ndarray, safety_distances: np.ndarray,
+                            headways: np.ndarray) -> None:
+        """Collision pairs, the ego's heading at each pair's step (its body's rotation R_bar), each
+        pair's safety distance and its time headway (s, on the planned speed)."""
         self.collision.set(pairs)
         cos, sin = np.cos(body_yaws), np.sin(body_yaws)
         for face in range(FACES):
@@ -233,6 +235,7 @@ class CroaProblem:
             self.collision_rotated_normals[face].value = np.column_stack(
                 [normal[:, 0] * cos + normal[:, 1] * sin, -normal[:, 0] * sin + normal[:, 1] * cos])
         self.safety_distance.value = np.where(pairs.active, safety_distances, INACTIVE_MARGIN)
+        self.headway.value = np.where(pairs.active, headways, 0.0)
 
     def set_goal(self, goal: np.ndarray | None, weight: float) -> None:
         """A viewpoint (relative to the origin) for the last planned position, or None for none."""
@@ -328,6 +331,13 @@ class _DualPairs:
         """The Parameter part of the moving ends' positions (after `set`, which fixes the anchor)."""
         self.position_offsets.value = offsets
         self.anchor_times_offsets.value = np.einsum("pi,pi->p", self.anchor.value, offsets)
+
+
+def _selection(steps: np.ndarray, count: int) -> np.ndarray:
+    """The constant (len(steps), count) matrix picking rows `steps` of a (count, ...) expression."""
+    selection = np.zeros((len(steps), count))
+    selection[np.arange(len(steps)), steps] = 1.0
+    return selection
 
 
 def _columns(matrix: cp.Expression, column: int) -> cp.Expression:

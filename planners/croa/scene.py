@@ -141,7 +141,7 @@ class Plan:
     fallback: bool
     """True when the optimisation failed and the plan brakes along the lane."""
     reason: str
-    """Why the plan fell back ('' when it did not)."""
+    """Why the plan fell back or backs out ('' otherwise)."""
     solve_time: float
     """Seconds spent in the cycle (all convex-concave iterations)."""
     iterations: int
@@ -156,3 +156,5 @@ class Plan:
     """Whether each sight line meets an occluder, (M,)."""
     obstacle_ids: list[int] = field(default_factory=list)
     """Ids of the obstacles given collision constraints this cycle."""
+    backing_out: bool = False
+    """True when the plan reverses out of a stall (CroaConfig.back_out_after); its speeds are negative."""

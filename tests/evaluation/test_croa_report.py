@@ -50,7 +50,7 @@ def summary(method: str, density: float, occlusion: float, error: float, collisi
     return {"method": method, "point_density": density, "point_count": 10 * density, "occlusion_ratio": occlusion,
             "detection_rate": 1.0, "center_error": error, "yaw_error_deg": 2.0, "collisions": collisions,
             "min_clearance": 1.0, "path_length": 40.0, "solve_times": [0.08] if method != "lane_keeping" else [],
-            "fallbacks": 0}
+            "fallbacks": 0, "back_outs": 0}
 
 
 def test_goal_needs_every_metric_against_every_baseline_and_no_collision():

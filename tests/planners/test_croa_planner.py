@@ -22,9 +22,8 @@ def three_lane_corridor() -> Corridor:
     return Corridor(centerline, right=-1.5 * LANE_WIDTH, left=1.5 * LANE_WIDTH)
 
 
-def drive(planner, scene_at, cycles: int):
+def drive(planner, scene_at, cycles: int, ego: EgoState = EgoState(0.0, EGO_LANE_Y, 0.0, 7.0)):
     """Closed loop: the ego moves to each plan's next state. Returns the plans and the ego states."""
-    ego = EgoState(0.0, EGO_LANE_Y, 0.0, 7.0)
     plans, egos = [], []
     for _ in range(cycles):
         plan = planner.plan(scene_at(ego))
@@ -147,6 +146,59 @@ def test_predicted_motion_keeps_clear_of_a_vehicle_cutting_in(croa):
     moving_plan, static_plan = croa.plan(scene), static.plan(scene)
     assert clearance(moving_plan, van, croa.vehicle) >= croa.config.safety_distance - 0.1
     assert clearance(static_plan, van, croa.vehicle) < croa.config.safety_distance - 0.1
+
+
+def stalled_askew_scene(extra: list[Obstacle]):
+    """The main job's stall (2026-12-04): stopped in the kerb lane heading 0.3 rad towards the kerb,
+    a parked car in the parking lane ahead within reach of the body's corner, a target beyond it."""
+    start = EgoState(0.0, -8.17, -0.3, 0.0)
+    parked = Obstacle.standing(Box3D([6.0, -11.85, 0.75], [4.5, 1.8, 1.5], 0.0), STEPS, 11)
+    target = Obstacle.standing(Box3D([30.0, -12.0, 0.9], [0.6, 0.6, 1.8], 0.0), STEPS, 12)
+    corridor = three_lane_corridor()
+    return start, parked, lambda ego: PlanningScene(ego, corridor, [parked, *extra], target)
+
+
+def test_a_robot_stalled_askew_facing_a_parked_car_backs_out_and_drives_round_it(croa):
+    """Forwards it can only creep at the car (too close to turn past it within the horizon): after
+    back_out_after cycles it reverses, straightening, then drives on past the car."""
+    croa.reset()
+    start, parked, scene_at = stalled_askew_scene([])
+    plans, egos = drive(croa, scene_at, 70, start)
+    backing = [index for index, plan in enumerate(plans) if plan.backing_out]
+    assert backing and backing[0] >= croa.config.back_out_after, backing
+    assert backing == list(range(backing[0], backing[-1] + 1))  # one manoeuvre
+    assert all(plan.linear_velocity <= 0.0 and "backing out" in plan.reason for plan in plans if plan.backing_out)
+    assert not any(plan.fallback for plan in plans), [plan.reason for plan in plans if plan.fallback]
+    assert min(clearance(plan, parked, croa.vehicle) for plan in plans) > 0.0
+    reversed_to = egos[backing[-1] + 1]
+    assert abs(reversed_to.yaw) < 0.1  # straightened
+    assert np.hypot(reversed_to.x - egos[backing[0]].x, reversed_to.y - egos[backing[0]].y) \
+        <= croa.config.back_out_distance + 0.25  # braking from 1 m/s at 2.5 m/s^2 in steps of 0.1 s
+    assert plans[-1].linear_velocity > 2.0 and egos[-1].x > start.x
+
+
+def test_a_stalled_robot_does_not_back_into_a_car_behind(croa):
+    croa.reset()
+    behind = Obstacle.standing(Box3D([-4.6, -8.0, 0.75], [4.5, 1.8, 1.5], 0.0), STEPS, 13)
+    start, _, scene_at = stalled_askew_scene([behind])
+    plans, egos = drive(croa, scene_at, 30, start)
+    assert not any(plan.backing_out for plan in plans)
+    assert min(clearance(plan, behind, croa.vehicle) for plan in plans) > 0.0
+    assert any("cannot back out: within 0.6 m of obstacle 13" in plan.reason for plan in plans), \
+        [plan.reason for plan in plans]
+
+
+def test_a_robot_queued_behind_a_stopped_car_waits(croa):
+    """Aligned with its lane behind a standing car, every lane ahead blocked: it stops and waits
+    (backing out would not help)."""
+    croa.reset()
+    jam = [Obstacle.standing(Box3D([12.0, EGO_LANE_Y + lane * LANE_WIDTH, 0.75], [4.5, 1.8, 1.5], 0.0), STEPS, 20 + lane)
+           for lane in (-1, 0, 1)]
+    corridor = three_lane_corridor()
+    plans, egos = drive(croa, lambda ego: PlanningScene(ego, corridor, jam), 40, EgoState(0.0, EGO_LANE_Y, 0.0, 3.0))
+    assert egos[-1].speed < 0.2  # stopped behind the jam
+    assert not any(plan.backing_out or plan.fallback for plan in plans)
+    assert min(clearance(plan, car, croa.vehicle) for plan in plans for car in jam) > 0.0
 
 
 def test_from_prediction_follows_the_most_likely_path():
