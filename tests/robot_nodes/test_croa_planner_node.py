@@ -260,6 +260,10 @@ def test_commands_follow_the_plan_along_its_time_axis():
     linear, angular = command_at(plan, 0.25, step, wheelbase)  # in step 2: speed at 0.35 s, step 2's steering
     assert linear == pytest.approx(6.75) and angular == pytest.approx(6.75 * math.tan(0.2) / wheelbase)
     assert command_at(plan, 5.0, step, wheelbase) == pytest.approx((7.0, 7.0 * math.tan(-0.1) / wheelbase))
+    # Backing out: the reversing speed and the yaw rate it gives with the wheels turned (the other way round).
+    plan.states[:, 3] = [0.0, -0.25, -0.5, -0.75, -1.0]
+    linear, angular = command_at(plan, 0.15, step, wheelbase)
+    assert linear == pytest.approx(-0.625) and angular == pytest.approx(-0.625 * math.tan(0.1) / wheelbase)
 
 
 @pytest.mark.parametrize("parameters, message", [
