@@ -38,9 +38,9 @@ straight ahead, and a robot stopped facing an obstacle would stand there for goo
 STALLED_TRAVEL = 0.5
 """A plan whose last position is nearer than this to its first (m) goes nowhere (CroaConfig.back_out_after)."""
 BACKED_OUT = 0.1
+"""Backing out ends this close to its distance (m): the last centimetres are crept at the braking limit."""
 BACKING_OUT = "backing out"
 """How the reason of a plan that backs out begins (the PlannerStatus messages carry only the reason)."""
-"""Backing out ends this close to its distance (m): the last centimetres are crept at the braking limit."""
 
 
 @dataclass

@@ -9,7 +9,7 @@ from perception.objects import Box3D, ObjectClass, PredictedObject, PredictedPat
 from planners.croa.baselines import GreedyViewpointPlanner, make_planner
 from planners.croa.config import CroaConfig, VehicleConfig
 from planners.croa.geometry import polygon_distance, rectangle_corners
-from planners.croa.planner import CroaPlanner, PlannerOptions
+from planners.croa.planner import BACKING_OUT, CroaPlanner, PlannerOptions
 from planners.croa.scene import Corridor, EgoState, Obstacle, PlanningScene
 
 STEPS = CroaConfig().horizon
@@ -167,7 +167,7 @@ def test_a_robot_stalled_askew_facing_a_parked_car_backs_out_and_drives_round_it
     backing = [index for index, plan in enumerate(plans) if plan.backing_out]
     assert backing and backing[0] >= croa.config.back_out_after, backing
     assert backing == list(range(backing[0], backing[-1] + 1))  # one manoeuvre
-    assert all(plan.linear_velocity <= 0.0 and "backing out" in plan.reason for plan in plans if plan.backing_out)
+    assert all(plan.linear_velocity <= 0.0 and plan.reason.startswith(BACKING_OUT) for plan in plans if plan.backing_out)
     assert not any(plan.fallback for plan in plans), [plan.reason for plan in plans if plan.fallback]
     assert min(clearance(plan, parked, croa.vehicle) for plan in plans) > 0.0
     reversed_to = egos[backing[-1] + 1]
